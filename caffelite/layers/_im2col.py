@@ -1,0 +1,101 @@
+"""Sliding-window helpers shared by Convolution and Pooling.
+
+Windows are read through strided views (no index arrays) of an input kept inside a constant border, and gradients
+are scattered back by looping over kernel offsets: for one offset, the cells its windows touch are a strided slice
+with no repeats, so a plain `+=` on that slice is exact and needs no np.add.at.
+"""
+
+import itertools
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+
+def kernel_offsets(kernel):
+    """Every position inside a kernel, in Caffe's scan order (last axis fastest)."""
+    return itertools.product(*(range(k) for k in kernel))
+
+
+def offset_slices(offset, stride, dilation, out_shape):
+    """Spatial index of the cells that kernel position `offset` reads, one cell per output position."""
+    return tuple(
+        slice(k * d, k * d + s * (o - 1) + 1, s) for k, s, d, o in zip(offset, stride, dilation, out_shape)
+    )
+
+
+def add_into(target, values, disjoint):
+    """target += values, for a slice of a zeroed buffer; when no other kernel offset touches the same cells
+    (stride >= kernel on every axis), a plain store does the same and is about twice as fast."""
+    if disjoint:
+        target[...] = values
+    else:
+        target += values
+
+
+def interior(before, size):
+    """Spatial index of an input of spatial shape `size` placed `before` cells into a bordered buffer."""
+    return tuple(slice(b, b + n) for b, n in zip(before, size))
+
+
+def window_view(array, kernel, stride, dilation, out_shape):
+    """Read-only view of shape lead + kernel + out_shape over the trailing len(kernel) axes of `array`:
+    view[..., k_0, .., k_m, o_0, .., o_m] = array[..., o_i * stride_i + k_i * dilation_i, ..]."""
+    lead = array.ndim - len(kernel)
+    lead_shape, lead_strides = array.shape[:lead], array.strides[:lead]
+    axis_strides = array.strides[lead:]
+    kernel_strides = tuple(d * st for d, st in zip(dilation, axis_strides))
+    out_strides = tuple(s * st for s, st in zip(stride, axis_strides))
+    return as_strided(
+        array,
+        shape=lead_shape + tuple(kernel) + tuple(out_shape),
+        strides=lead_strides + kernel_strides + out_strides,
+        writeable=False,
+    )
+
+
+class BorderedInput:
+    """A reusable copy of an input inside a constant border (`fill`), so every window stays in range.
+
+    `load(x, before, size)` returns an array whose trailing axes have shape `size`, holding x at offset `before`.
+    Only the interior is rewritten on each call; the buffer is rebuilt when the input shape or layout changes.
+    With no border at all, x itself is returned.
+    """
+
+    def __init__(self, fill):
+        self.fill = fill
+        self._array = None
+        self._key = None
+
+    def load(self, x, before, size):
+        lead = x.ndim - len(size)
+        if not any(before) and tuple(size) == x.shape[lead:]:
+            return x
+        key = (x.shape, x.dtype, tuple(before), tuple(size))
+        if key != self._key:
+            self._array = np.full(x.shape[:lead] + tuple(size), self.fill, dtype=x.dtype)
+            self._key = key
+        self._array[(Ellipsis,) + interior(before, x.shape[lead:])] = x
+        return self._array
+
+
+class Workspace:
+    """Scratch arrays a layer keeps between iterations, reallocated only when more room or another dtype is needed."""
+
+    def __init__(self):
+        self._flat = {}
+
+    def get(self, name, shape, dtype):
+        """A C-contiguous array of `shape` (contents undefined), carved from a reusable flat buffer."""
+        shape = tuple(int(d) for d in shape)
+        size = int(np.prod(shape, dtype=np.int64))
+        dtype = np.dtype(dtype)
+        flat = self._flat.get(name)
+        if flat is None or flat.dtype != dtype or flat.size < size:
+            flat = np.empty(size, dtype=dtype)
+            self._flat[name] = flat
+        return flat[:size].reshape(shape)
+
+    def zeros(self, name, shape, dtype):
+        array = self.get(name, shape, dtype)
+        array.fill(0)
+        return array

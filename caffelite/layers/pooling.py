@@ -1,0 +1,266 @@
+"""Spatial pooling over (N, C, H, W): MAX (with an optional argmax top), AVE and STOCHASTIC."""
+
+import numpy as np
+
+from caffelite.errors import NetError, ShapeError
+from caffelite.function import Function, register_layer
+from caffelite.layers._im2col import BorderedInput, Workspace, add_into, interior, kernel_offsets, offset_slices
+from caffelite.phase import TRAIN
+from caffelite.proto import caffe_pb2
+from caffelite.rng import rng
+
+_POOL = caffe_pb2.PoolingParameter
+# Caffe starts every max at -FLT_MAX (also in double) and only a value strictly above it can win.
+_LOWEST = -float(np.finfo(np.float32).max)
+
+
+@register_layer("Pooling")
+class Pooling(Function):
+    """y[n, c, p] = max | mean | sample of x[n, c] over the window p*stride - pad + [0, kernel), per Caffe's rules.
+
+    MAX may write a second top: the argmax as a flat index h * W + w into the unpadded input (-1 if none).
+    AVE divides by the window area clipped to H + pad (padding counts, overhang beyond it does not).
+    STOCHASTIC samples a cell with probability proportional to its value in TRAIN and gives sum(x^2)/sum(x) in TEST.
+    """
+
+    exact_num_bottom = 1
+    min_top = 1
+
+    @property
+    def max_top(self):
+        return 2 if self.param.pooling_param.pool == _POOL.MAX else 1
+
+    # -- setup ------------------------------------------------------------------------------------
+    def setup(self, bottom, top):
+        pool = self.param.pooling_param
+        self.method = pool.pool
+        self.global_pooling = pool.global_pooling
+        self.ceil = pool.round_mode == _POOL.CEIL
+        self._check_options(pool)
+        if self.global_pooling:
+            self.kernel = None  # the input's (H, W), read at each reshape
+        elif pool.HasField("kernel_size"):
+            self.kernel = (pool.kernel_size,) * 2
+        else:
+            self.kernel = (pool.kernel_h, pool.kernel_w)
+        self.pad = (pool.pad_h, pool.pad_w) if pool.HasField("pad_h") else (pool.pad,) * 2
+        self.stride = (pool.stride_h, pool.stride_w) if pool.HasField("stride_h") else (pool.stride,) * 2
+        if self.kernel is not None and min(self.kernel) <= 0:
+            raise NetError(f"{self.describe()}: kernel size must be positive, got {list(self.kernel)}")
+        if min(self.stride) <= 0:
+            raise NetError(f"{self.describe()}: stride must be positive, got {list(self.stride)}")
+        if self.global_pooling and (any(self.pad) or self.stride != (1, 1)):
+            raise NetError(f"{self.describe()}: global_pooling allows only pad 0 and stride 1")
+        if any(self.pad):
+            if self.method not in (_POOL.MAX, _POOL.AVE):
+                raise NetError(f"{self.describe()}: padding is implemented only for MAX and AVE pooling")
+            if self.kernel is not None and any(p >= k for p, k in zip(self.pad, self.kernel)):
+                raise NetError(f"{self.describe()}: pad {list(self.pad)} must be smaller than kernel "
+                               f"{list(self.kernel)}")
+        # MAX pads with -inf so padding never wins; the others pad with zeros, which add nothing.
+        self._bordered = BorderedInput(fill=-np.inf if self.method == _POOL.MAX else 0)
+        self._work = Workspace()
+        self._winner = None
+
+    def _check_options(self, pool):
+        """Caffe's rules for which of kernel_size/_h/_w, pad/_h/_w and stride/_h/_w may be combined."""
+        has = pool.HasField
+        if self.global_pooling:
+            if has("kernel_size") or has("kernel_h") or has("kernel_w"):
+                raise NetError(f"{self.describe()}: global_pooling takes its kernel from the input; "
+                               "do not set kernel_size or kernel_h/kernel_w")
+        elif has("kernel_size") == (has("kernel_h") and has("kernel_w")):
+            raise NetError(f"{self.describe()}: give kernel_size, or both kernel_h and kernel_w (exactly one)")
+        for name in ("pad", "stride"):
+            h, w = has(f"{name}_h"), has(f"{name}_w")
+            if (h or w) and not (h and w and not has(name)):
+                raise NetError(f"{self.describe()}: give {name}, or both {name}_h and {name}_w (not both forms)")
+
+    # -- reshape ----------------------------------------------------------------------------------
+    def reshape(self, bottom, top):
+        shape = bottom[0].shape
+        if len(shape) != 4:
+            raise ShapeError(f"{self.describe()}: input must have 4 axes (num, channels, height, width), "
+                             f"got shape {shape}")
+        self.in_shape = shape[2:]
+        if self.global_pooling:
+            self.kernel = self.in_shape
+        self.out_shape = tuple(self._output_size(i) for i in range(2))
+        # The bordered input must hold the padding and any window overhanging it (ceil rounding).
+        self.padded_shape = tuple(
+            max(n + 2 * p, (o - 1) * s + k)
+            for n, p, o, s, k in zip(self.in_shape, self.pad, self.out_shape, self.stride, self.kernel)
+        )
+        out = shape[:2] + self.out_shape
+        for t in top:
+            t.reshape(out)
+        self._offsets = [
+            (index, offset_slices(offset, self.stride, (1, 1), self.out_shape))
+            for index, offset in enumerate(kernel_offsets(self.kernel))
+        ]
+        self._winner_dtype = np.int16 if len(self._offsets) <= np.iinfo(np.int16).max else np.int32
+        self._disjoint = all(s >= k for s, k in zip(self.stride, self.kernel))
+        self._area = self._window_area().astype(self.dtype)
+
+    def _output_size(self, i):
+        size, pad, kernel, stride = self.in_shape[i], self.pad[i], self.kernel[i], self.stride[i]
+        span = size + 2 * pad - kernel
+        out = (-(-span // stride) if self.ceil else span // stride) + 1
+        # With padding, a last window starting inside the bottom/right padding is dropped.
+        if pad and (out - 1) * stride >= size + pad:
+            out -= 1
+        if out <= 0:
+            raise ShapeError(f"{self.describe()}: kernel {list(self.kernel)} does not fit input {self.in_shape} "
+                             f"with pad {list(self.pad)}")
+        return out
+
+    def _window_area(self):
+        """Caffe's AVE divisor per output cell: the window clipped to H + pad (not to H), before clipping to 0."""
+        sides = []
+        for size, pad, kernel, stride, out in zip(self.in_shape, self.pad, self.kernel, self.stride, self.out_shape):
+            start = np.arange(out) * stride - pad
+            sides.append(np.minimum(start + kernel, size + pad) - start)
+        return np.outer(sides[0], sides[1])
+
+    # -- forward ----------------------------------------------------------------------------------
+    def forward(self, bottom, top):
+        x = self._bordered.load(bottom[0].data, self.pad, self.padded_shape)
+        self._winner = None
+        if self.method == _POOL.MAX:
+            self._forward_max(x, top)
+        elif self.method == _POOL.AVE:
+            self._forward_ave(x, top[0].data)
+        elif self.phase == TRAIN:
+            self._forward_sample(x, top[0].data)
+        else:
+            self._forward_weighted(x, top[0].data)
+
+    def _forward_max(self, x, top):
+        # Kept apart from top[0]: an in-place layer after this one may change the top before backward.
+        best = self._work.get("best", top[0].shape, self.dtype)
+        best.fill(_LOWEST)
+        for _, cells in self._offsets:
+            np.fmax(best, x[..., cells[0], cells[1]], out=best)  # fmax: NaN never wins, as in Caffe's `>`
+        top[0].data[...] = best
+        if len(top) > 1:
+            top[1].data[...] = self._argmax_index(self._winners(x))
+
+    def _forward_ave(self, x, y):
+        y.fill(0)
+        for _, cells in self._offsets:
+            y += x[..., cells[0], cells[1]]
+        with np.errstate(divide="ignore", invalid="ignore"):  # Caffe's 0/0 for windows wholly past the input
+            y /= self._area
+
+    def _forward_sample(self, x, y):
+        """Pick, per window, the first cell (scan order) where the running sum reaches u * window sum, u ~ U[0, 1)."""
+        total = self._window_sum(x)
+        threshold = total * rng().random(total.shape).astype(self.dtype)
+        running = self._work.zeros("running", y.shape, self.dtype)
+        chosen = self._work.get("chosen", y.shape, self._winner_dtype)
+        chosen.fill(-1)
+        reached = self._work.get("reached", y.shape, bool)
+        y.fill(0)
+        for index, cells in self._offsets:
+            values = x[..., cells[0], cells[1]]
+            running += values
+            np.greater_equal(running, threshold, out=reached)
+            reached &= chosen < 0
+            np.putmask(chosen, reached, index)
+            np.putmask(y, reached, values)
+        self._winner = chosen
+
+    def _forward_weighted(self, x, y):
+        total = self._window_sum(x)
+        squares = self._work.zeros("squares", y.shape, self.dtype)
+        for _, cells in self._offsets:
+            squares += np.square(x[..., cells[0], cells[1]])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y[...] = np.where(total > 0, squares / total, 0)
+
+    def _window_sum(self, x):
+        total = self._work.zeros("total", x.shape[:2] + self.out_shape, self.dtype)
+        for _, cells in self._offsets:
+            total += x[..., cells[0], cells[1]]
+        return total
+
+    # -- backward ---------------------------------------------------------------------------------
+    def backward(self, top, propagate_down, bottom):
+        if not propagate_down[0]:
+            return
+        dy = top[0].grad
+        grad = self._grad_buffer(bottom[0])
+        if self.method == _POOL.AVE:
+            self._route_average(dy, grad)
+        elif self.method == _POOL.STOCHASTIC and self.phase != TRAIN:
+            self._route_weighted(bottom[0].data, dy, grad)
+        else:
+            x = self._bordered.load(bottom[0].data, self.pad, self.padded_shape)
+            self._route_to_winners(self._winners(x), dy, grad)
+        if grad is not bottom[0].grad:
+            bottom[0].grad[...] = grad[(Ellipsis,) + interior(self.pad, self.in_shape)]
+
+    def _grad_buffer(self, bottom):
+        """Where window gradients are summed: the bottom's grad itself when there is no border, else a scratch."""
+        if not any(self.pad) and self.padded_shape == self.in_shape:
+            bottom.grad.fill(0)
+            return bottom.grad
+        return self._work.zeros("grad", bottom.shape[:2] + self.padded_shape, self.dtype)
+
+    def _route_to_winners(self, winner, dy, grad):
+        picked = self._work.get("picked", dy.shape, self.dtype)
+        for index, cells in self._offsets:
+            np.multiply(dy, winner == index, out=picked)
+            add_into(grad[..., cells[0], cells[1]], picked, self._disjoint)
+
+    def _route_average(self, dy, grad):
+        with np.errstate(divide="ignore", invalid="ignore"):  # a window past the input only touches the border
+            share = dy / self._area
+        for _, cells in self._offsets:
+            add_into(grad[..., cells[0], cells[1]], share, self._disjoint)
+
+    def _route_weighted(self, data, dy, grad):
+        """Gradient of sum(x^2) / sum(x): (2 x - y) / sum(x). (Caffe has no TEST backward; this is the exact one.)"""
+        x = self._bordered.load(data, self.pad, self.padded_shape)
+        total = self._window_sum(x)
+        squares = sum(np.square(x[..., c[0], c[1]]) for _, c in self._offsets)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.where(total > 0, squares / total, 0)
+            scale = np.where(total > 0, dy / total, 0)
+        for _, cells in self._offsets:
+            grad[..., cells[0], cells[1]] += scale * (2 * x[..., cells[0], cells[1]] - y)
+
+    # -- argmax -----------------------------------------------------------------------------------
+    def _winners(self, x):
+        """Kernel offset of each window's max, the first in scan order as Caffe's strict `>` keeps; -1 if none.
+
+        Computed lazily (on a mask top or in backward): a forward-only net never pays for it.
+        """
+        if self._winner is None:
+            best = self._work.get("best", x.shape[:2] + self.out_shape, self.dtype)
+            winner = self._work.zeros("winner", best.shape, self._winner_dtype)
+            found = self._work.zeros("found", best.shape, bool)
+            hit = self._work.get("hit", best.shape, bool)
+            first = self._work.get("first", best.shape, bool)
+            step = self._work.get("step", best.shape, self._winner_dtype)
+            # Branch-free: add the offset where the max shows up for the first time (masked stores are slow here).
+            for index, cells in self._offsets:
+                np.equal(x[..., cells[0], cells[1]], best, out=hit)
+                np.greater(hit, found, out=first)
+                np.multiply(first, self._winner_dtype(index), out=step)
+                winner += step
+                found |= hit
+            # Nothing above Caffe's starting value -FLT_MAX (or only NaN): no winner.
+            np.putmask(winner, best == _LOWEST, -1)
+            self._winner = winner
+        return self._winner
+
+    def _argmax_index(self, winner):
+        """Offsets as Caffe's mask: flat index h * W + w into the unpadded input, -1 where nothing won."""
+        width = self.in_shape[1]
+        rows = np.arange(self.out_shape[0]) * self.stride[0] - self.pad[0]
+        cols = np.arange(self.out_shape[1]) * self.stride[1] - self.pad[1]
+        start = rows[:, None] * width + cols[None, :]
+        kernel_w = self.kernel[1]
+        index = start + (winner // kernel_w) * width + winner % kernel_w
+        return np.where(winner < 0, -1, index)

@@ -1,0 +1,22 @@
+"""Rectified linear unit, leaky when negative_slope is set."""
+
+import numpy as np
+
+from caffelite.function import register_layer
+from caffelite.layers._neuron import Neuron
+
+
+@register_layer("ReLU")
+class ReLU(Neuron):
+    """y = max(0, x) + negative_slope * min(0, x)"""
+
+    def setup(self, bottom, top):
+        self.slope = self.param.relu_param.negative_slope
+
+    def forward(self, bottom, top):
+        x = bottom[0].data
+        top[0].data[...] = np.where(x > 0, x, self.slope * x)
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:  # valid in place for slope >= 0: y > 0 exactly where x > 0
+            bottom[0].grad[...] = top[0].grad * np.where(bottom[0].data > 0, 1, self.slope).astype(self.dtype)

@@ -1,0 +1,272 @@
+"""Convolution: forward against a naive loop over output positions, gradients on bottoms, W and b, Caffe's shapes."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import caffelite.layers.convolution as convolution_module
+from caffelite.errors import NetError, ShapeError
+from layer_harness import check_gradients, make_layer, run_forward
+
+FILLERS = 'weight_filler { type: "gaussian" std: 1 } bias_filler { type: "uniform" min: -1 max: 1 }'
+
+
+def conv_text(options, fillers=FILLERS, tops=None):
+    names = "".join(f'top: "{name}" ' for name in tops or [])
+    return f'name: "conv" type: "Convolution" {names}convolution_param {{ {options} {fillers} }}'
+
+
+def reference(x, weight, bias, pad, stride, dilation, group):
+    """Direct definition, float64: every output cell sums kernel taps that land inside the unpadded input."""
+    batch, channels = x.shape[:2]
+    spatial = x.shape[2:]
+    num_output, group_channels = weight.shape[:2]
+    kernel = weight.shape[2:]
+    out_shape = [
+        (n + 2 * p - (d * (k - 1) + 1)) // s + 1 for n, p, d, k, s in zip(spatial, pad, dilation, kernel, stride)
+    ]
+    y = np.zeros((batch, num_output, *out_shape))
+    outputs_per_group = num_output // group
+    for n, o in itertools.product(range(batch), range(num_output)):
+        first_channel = (o // outputs_per_group) * group_channels
+        for position in itertools.product(*(range(m) for m in out_shape)):
+            total = 0.0 if bias is None else float(bias[o])
+            for c in range(group_channels):
+                for tap in itertools.product(*(range(k) for k in kernel)):
+                    cell = [q * s - p + t * d for q, s, p, t, d in zip(position, stride, pad, tap, dilation)]
+                    if all(0 <= i < m for i, m in zip(cell, spatial)):
+                        total += x[(n, first_channel + c, *cell)] * weight[(o, c, *tap)]
+            y[(n, o, *position)] = total
+    return y
+
+
+def per_axis(values, n=2):
+    return tuple(values) if isinstance(values, (tuple, list)) else (values,) * n
+
+
+# (input shape, num_output, options text, pad, stride, dilation, group, bias)
+CASES = [
+    ((2, 3, 5, 5), 4, "kernel_size: 3", 0, 1, 1, 1, True),
+    ((2, 3, 6, 7), 4, "kernel_size: 3 pad: 1", 1, 1, 1, 1, True),
+    ((1, 2, 7, 6), 3, "kernel_size: 3 stride: 2", 0, 2, 1, 1, False),
+    ((2, 2, 7, 8), 2, "kernel_size: 2 stride: 3 pad: 2", 2, 3, 1, 1, True),
+    ((1, 2, 9, 8), 3, "kernel_size: 3 dilation: 2 pad: 1", 1, 1, 2, 1, True),
+    ((1, 4, 7, 7), 6, "kernel_size: 3 group: 2 pad: 1", 1, 1, 1, 2, True),
+    ((2, 4, 5, 6), 4, "kernel_size: 3 group: 4", 0, 1, 1, 4, False),  # depthwise
+    ((1, 4, 6, 6), 8, "kernel_size: 3 group: 4 stride: 2 pad: 1", 1, 2, 1, 4, True),  # 2 filters per channel
+    ((2, 2, 7, 5), 3, "kernel_h: 3 kernel_w: 2 pad_h: 1 pad_w: 0 stride_h: 2 stride_w: 1", (1, 0), (2, 1), 1, 1, True),
+    ((1, 2, 8, 9), 2, "kernel_size: [2, 4] stride: [1, 2] pad: [0, 1] dilation: [2, 1]", (0, 1), (1, 2), (2, 1), 1,
+     True),
+    ((3, 5, 4, 4), 2, "kernel_size: 1", 0, 1, 1, 1, True),
+    ((1, 3, 5, 5), 2, "kernel_size: 1 stride: 2 pad: 1", 1, 2, 1, 1, True),
+]
+
+
+def case_id(case):
+    return f"{case[0]}-{case[2]}-bias{case[7]}".replace(" ", "")
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_forward_matches_direct_sums(case):
+    shape, num_output, options, pad, stride, dilation, group, bias = case
+    x = np.random.default_rng(0).normal(size=shape)
+    text = conv_text(f"num_output: {num_output} {options} bias_term: {str(bias).lower()}")
+    layer, bottom, top = make_layer(text, [x])
+    kernel = layer.params[0].shape[2:]
+    assert layer.params[0].shape == (num_output, shape[1] // group) + kernel
+    assert len(layer.params) == 1 + bias
+    (y,) = run_forward(layer, bottom, top)
+    expected = reference(x, layer.params[0].data, layer.params[1].data if bias else None, per_axis(pad),
+                         per_axis(stride), per_axis(dilation), group)
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_gradients(case):
+    shape, num_output, options, *_, bias = case
+    shape = (min(shape[0], 2),) + shape[1:]
+    x = np.random.default_rng(1).normal(size=shape)
+    layer, bottom, top = make_layer(conv_text(f"num_output: {num_output} {options} bias_term: {str(bias).lower()}"),
+                                    [x])
+    check_gradients(layer, bottom, top)
+
+
+def test_three_spatial_axes():
+    x = np.random.default_rng(2).normal(size=(2, 2, 4, 5, 4))
+    options = "num_output: 3 kernel_size: [2, 3, 2] stride: [1, 2, 1] pad: [1, 1, 0] dilation: [1, 1, 2]"
+    layer, bottom, top = make_layer(conv_text(options), [x])
+    assert layer.params[0].shape == (3, 2, 2, 3, 2)
+    (y,) = run_forward(layer, bottom, top)
+    np.testing.assert_allclose(
+        y, reference(x, layer.params[0].data, layer.params[1].data, (1, 1, 0), (1, 2, 1), (1, 1, 2), 1), rtol=1e-12
+    )
+    check_gradients(layer, bottom, top)
+
+
+def test_one_spatial_axis():
+    x = np.random.default_rng(3).normal(size=(2, 3, 9))
+    layer, bottom, top = make_layer(conv_text("num_output: 2 kernel_size: 3 stride: 2 pad: 1 group: 1"), [x])
+    (y,) = run_forward(layer, bottom, top)
+    np.testing.assert_allclose(y, reference(x, layer.params[0].data, layer.params[1].data, (1,), (2,), (1,), 1),
+                               rtol=1e-12)
+    check_gradients(layer, bottom, top)
+
+
+def test_channel_axis_option_treats_leading_axes_as_batch():
+    x = np.random.default_rng(4).normal(size=(2, 3, 2, 5, 4))  # channels on axis 2, batch (2, 3)
+    layer, bottom, top = make_layer(conv_text("num_output: 3 kernel_size: 2 axis: 2"), [x])
+    (y,) = run_forward(layer, bottom, top)
+    assert y.shape == (2, 3, 3, 4, 3)
+    flat = reference(x.reshape(6, 2, 5, 4), layer.params[0].data, layer.params[1].data, (0, 0), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(y, flat.reshape(y.shape), rtol=1e-12)
+    check_gradients(layer, bottom, top)
+
+
+def test_several_bottoms_share_the_weights():
+    rng = np.random.default_rng(5)
+    xs = [rng.normal(size=(2, 2, 4, 5)) for _ in range(2)]
+    text = conv_text("num_output: 3 kernel_size: 2 pad: 1", tops=["y0", "y1"])
+    layer, bottom, top = make_layer(text, xs)
+    outputs = run_forward(layer, bottom, top)
+    for x, y in zip(xs, outputs):
+        expected = reference(x, layer.params[0].data, layer.params[1].data, (1, 1), (1, 1), (1, 1), 1)
+        np.testing.assert_allclose(y, expected, rtol=1e-12)
+    check_gradients(layer, bottom, top)
+
+
+def test_bottom_and_top_counts_must_match():
+    with pytest.raises(NetError, match="as many tops as bottoms"):
+        make_layer(conv_text("num_output: 2 kernel_size: 1", tops=["a", "b"]), [np.ones((1, 1, 2, 2))])
+
+
+def test_param_grads_accumulate_bottom_grad_is_assigned_and_propagate_down_is_honoured():
+    x = np.random.default_rng(6).normal(size=(2, 2, 5, 5))
+    layer, bottom, top = make_layer(conv_text("num_output: 3 kernel_size: 3 pad: 1"), [x])
+    run_forward(layer, bottom, top)
+    top[0].grad[...] = np.random.default_rng(7).normal(size=top[0].shape)
+    bottom[0].grad[...] = 100
+    layer.backward(top, [True], bottom)
+    once = [p.grad.copy() for p in layer.params]
+    first_bottom_grad = bottom[0].grad.copy()
+    layer.backward(top, [True], bottom)
+    for p, g in zip(layer.params, once):
+        np.testing.assert_allclose(p.grad, 2 * g, rtol=1e-12)
+    np.testing.assert_allclose(bottom[0].grad, first_bottom_grad, rtol=1e-12)
+    np.testing.assert_allclose(once[1], top[0].grad.sum(axis=(0, 2, 3)), rtol=1e-12)
+    bottom[0].grad[...] = 7
+    layer.backward(top, [False], bottom)
+    assert np.all(bottom[0].grad == 7)
+    for p, g in zip(layer.params, once):
+        np.testing.assert_allclose(p.grad, 3 * g, rtol=1e-12)
+
+
+def test_batch_blocks_give_the_same_result(monkeypatch):
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(5, 2, 6, 6))
+    text = conv_text("num_output: 4 kernel_size: 3 stride: 2 pad: 1 group: 2")
+    whole, bottom, top = make_layer(text, [x])
+    (expected,) = run_forward(whole, bottom, top)
+    top[0].grad[...] = rng.normal(size=top[0].shape)
+    whole.backward(top, [True], bottom)
+    expected_grads = [bottom[0].grad.copy()] + [p.grad.copy() for p in whole.params]
+    assert whole.block == 5
+    monkeypatch.setattr(convolution_module, "COLUMN_BUDGET", 2 * 18 * 9 * 8)  # two images per block
+    blocked, bottom2, top2 = make_layer(text, [x])
+    assert blocked.block == 2
+    (y,) = run_forward(blocked, bottom2, top2)
+    np.testing.assert_allclose(y, expected, rtol=1e-12)
+    top2[0].grad[...] = top[0].grad
+    blocked.backward(top2, [True], bottom2)
+    for got, want in zip([bottom2[0].grad] + [p.grad for p in blocked.params], expected_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_float32_stays_float32():
+    x = np.random.default_rng(9).normal(size=(2, 4, 8, 8))
+    layer, bottom, top = make_layer(conv_text("num_output: 6 kernel_size: 3 pad: 1 group: 2"), [x],
+                                    dtype=np.float32)
+    (y,) = run_forward(layer, bottom, top)
+    assert y.dtype == np.float32 and all(p.data.dtype == np.float32 for p in layer.params)
+    expected = reference(x.astype(np.float32).astype(np.float64), layer.params[0].data.astype(np.float64),
+                         layer.params[1].data.astype(np.float64), (1, 1), (1, 1), (1, 1), 2)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+    top[0].grad[...] = 1
+    layer.backward(top, [True], bottom)
+    assert bottom[0].grad.dtype == np.float32 and all(p.grad.dtype == np.float32 for p in layer.params)
+
+
+def test_default_fillers_are_zero_and_xavier_uses_fan_in():
+    layer, bottom, top = make_layer(conv_text("num_output: 4 kernel_size: 3", fillers=""), [np.ones((1, 2, 5, 5))])
+    assert not any(np.any(p.data) for p in layer.params)
+    text = conv_text("num_output: 50 kernel_size: 5", fillers='weight_filler { type: "xavier" }')
+    layer, bottom, top = make_layer(text, [np.ones((1, 20, 12, 12))])
+    limit = np.sqrt(3.0 / (20 * 5 * 5))
+    assert np.abs(layer.params[0].data).max() <= limit and np.abs(layer.params[0].data).max() > 0.9 * limit
+
+
+# -- Caffe-exact shapes (derived from out = floor((in + 2p - (d(k-1)+1)) / s) + 1) ------------------
+@pytest.mark.parametrize(
+    "in_shape, options, out_shape",
+    [
+        ((64, 1, 28, 28), "num_output: 20 kernel_size: 5", (64, 20, 24, 24)),  # LeNet conv1
+        ((64, 20, 12, 12), "num_output: 50 kernel_size: 5", (64, 50, 8, 8)),  # LeNet conv2
+        ((1, 3, 227, 227), "num_output: 96 kernel_size: 11 stride: 4", (1, 96, 55, 55)),  # AlexNet conv1
+        ((1, 96, 27, 27), "num_output: 256 kernel_size: 5 pad: 2 group: 2", (1, 256, 27, 27)),  # AlexNet conv2
+        ((1, 256, 13, 13), "num_output: 384 kernel_size: 3 pad: 1", (1, 384, 13, 13)),  # AlexNet conv3
+        ((1, 3, 224, 224), "num_output: 64 kernel_size: 7 stride: 2 pad: 3", (1, 64, 112, 112)),  # GoogLeNet conv1
+        ((1, 3, 32, 32), "num_output: 32 kernel_size: 5 pad: 2", (1, 32, 32, 32)),  # CIFAR-10 quick conv1
+        ((1, 32, 112, 112), "num_output: 32 kernel_size: 3 pad: 1 stride: 2 group: 32", (1, 32, 56, 56)),  # MobileNet
+        ((1, 8, 10, 10), "num_output: 8 kernel_size: 3 dilation: 4", (1, 8, 2, 2)),
+    ],
+)
+def test_caffe_output_shapes(in_shape, options, out_shape):
+    layer, bottom, top = make_layer(conv_text(options, fillers=""), [np.zeros(in_shape)], dtype=np.float32)
+    assert top[0].shape == out_shape
+    assert layer.params[0].shape[:2] == (out_shape[1], in_shape[1] // layer.group)
+
+
+def test_reshape_follows_the_input_but_keeps_channels():
+    layer, bottom, top = make_layer(conv_text("num_output: 2 kernel_size: 3 stride: 2"), [np.ones((1, 3, 7, 7))])
+    assert top[0].shape == (1, 2, 3, 3)
+    bottom[0].reshape(4, 3, 9, 11)
+    layer.reshape(bottom, top)
+    assert top[0].shape == (4, 2, 4, 5)
+    bottom[0].reshape(4, 2, 9, 11)
+    with pytest.raises(ShapeError, match="layer 'conv' \\(Convolution\\).*channels"):
+        layer.reshape(bottom, top)
+    bottom[0].reshape(1, 3, 2, 9)
+    with pytest.raises(ShapeError, match="smaller than the kernel"):
+        layer.reshape(bottom, top)
+
+
+@pytest.mark.parametrize(
+    "options, shape, message",
+    [
+        ("num_output: 4 kernel_size: 3 group: 2", (1, 3, 5, 5), "3 input channels do not split into 2 groups"),
+        ("num_output: 3 kernel_size: 3 group: 2", (1, 4, 5, 5), "num_output 3 does not split into 2 groups"),
+        ("num_output: 0 kernel_size: 3", (1, 1, 5, 5), "num_output must be positive"),
+        ("num_output: 2 kernel_size: 0", (1, 1, 5, 5), "kernel size must be positive"),
+        ("num_output: 2 kernel_size: 3 stride: 0", (1, 1, 5, 5), "stride must be positive"),
+        ("num_output: 2", (1, 1, 5, 5), "kernel_size must be given once or once per spatial axis \\(2\\), got 0"),
+        ("num_output: 2 kernel_size: [3, 3, 3]", (1, 1, 5, 5), "kernel_size must be given once"),
+        ("num_output: 2 pad: [1, 1, 1] kernel_size: 3", (1, 1, 5, 5), "pad must be given once"),
+        ("num_output: 2 kernel_size: 3 kernel_h: 3 kernel_w: 3", (1, 1, 5, 5), "give either kernel_size or kernel_h"),
+        ("num_output: 2 kernel_h: 3", (1, 1, 5, 5), "kernel size must be positive"),
+        ("num_output: 2 kernel_h: 3 kernel_w: 3", (1, 1, 5, 5, 5), "kernel_h/kernel_w need 2 spatial axes"),
+        ("num_output: 2 kernel_size: 3 stride_h: 2 stride_w: 2 stride: 1", (1, 1, 5, 5), "give either stride or"),
+        ("num_output: 2 kernel_size: 3 group: 0", (1, 1, 5, 5), "group must be positive"),
+    ],
+)
+def test_bad_parameters_are_net_errors_naming_the_layer(options, shape, message):
+    with pytest.raises(NetError, match="layer 'conv' \\(Convolution\\): " + message):
+        make_layer(conv_text(options, fillers=""), [np.ones(shape)])
+
+
+def test_no_spatial_axes_is_a_fully_connected_layer_over_channels():
+    x = np.random.default_rng(10).normal(size=(3, 4))
+    layer, bottom, top = make_layer(conv_text("num_output: 2 kernel_size: 1"), [x])
+    (y,) = run_forward(layer, bottom, top)
+    np.testing.assert_allclose(y, x @ layer.params[0].data.T + layer.params[1].data, rtol=1e-12)
+    check_gradients(layer, bottom, top)

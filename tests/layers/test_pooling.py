@@ -1,0 +1,327 @@
+"""Pooling: MAX/AVE against a loop over output cells that follows Caffe's window rules, Caffe's own example values,
+the argmax top, STOCHASTIC sampling, gradients, and the output shapes of well-known nets."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from caffelite.errors import NetError, ShapeError
+from caffelite.phase import TEST, TRAIN
+from layer_harness import check_gradients, make_layer, run_forward
+
+FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def pool_text(options, tops=None):
+    names = "".join(f'top: "{name}" ' for name in tops or [])
+    return f'name: "pool" type: "Pooling" {names}pooling_param {{ {options} }}'
+
+
+def pooled_size(size, kernel, stride, pad, ceil):
+    out = (math.ceil if ceil else math.floor)((size + 2 * pad - kernel) / stride) + 1
+    if pad > 0 and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def reference(x, method, kernel, stride, pad, ceil=True):
+    """One output cell at a time, float64. MAX: strict `>` scan from -FLT_MAX (first max wins, padding never does),
+    mask = h * W + w or -1. AVE: sum of in-input cells / window size clipped to H + pad."""
+    batch, channels, height, width = x.shape
+    out_h = pooled_size(height, kernel[0], stride[0], pad[0], ceil)
+    out_w = pooled_size(width, kernel[1], stride[1], pad[1], ceil)
+    y = np.zeros((batch, channels, out_h, out_w))
+    mask = np.full(y.shape, -1.0)
+    for n, c, ph, pw in itertools.product(range(batch), range(channels), range(out_h), range(out_w)):
+        h0, w0 = ph * stride[0] - pad[0], pw * stride[1] - pad[1]
+        rows = range(max(h0, 0), min(h0 + kernel[0], height))
+        cols = range(max(w0, 0), min(w0 + kernel[1], width))
+        if method == "MAX":
+            best = -FLT_MAX
+            for h, w in itertools.product(rows, cols):
+                if x[n, c, h, w] > best:
+                    best, mask[n, c, ph, pw] = x[n, c, h, w], h * width + w
+            y[n, c, ph, pw] = best
+        else:
+            area = (min(h0 + kernel[0], height + pad[0]) - h0) * (min(w0 + kernel[1], width + pad[1]) - w0)
+            total = sum(x[n, c, h, w] for h, w in itertools.product(rows, cols))
+            y[n, c, ph, pw] = total / area if area else math.nan  # C's float 0/0 for a window past the input
+    return y, mask
+
+
+def distinct_values(shape, seed=0):
+    """Values at least 0.01 apart, so finite differences never cross a tie."""
+    rng = np.random.default_rng(seed)
+    return (rng.permutation(int(np.prod(shape))) * 0.01 + rng.uniform(0, 0.002, size=int(np.prod(shape))) - 1).reshape(
+        shape
+    )
+
+
+# (input shape, kernel (h, w), stride (h, w), pad (h, w), ceil)
+CASES = [
+    ((2, 3, 6, 5), (2, 2), (2, 2), (0, 0), True),  # ceil: the last column window overhangs
+    ((1, 2, 6, 6), (3, 3), (2, 2), (0, 0), True),
+    ((1, 2, 6, 6), (3, 3), (2, 2), (0, 0), False),
+    ((2, 2, 5, 5), (2, 2), (2, 2), (1, 1), True),  # a last window starting in the padding is dropped
+    ((2, 3, 6, 5), (3, 3), (1, 1), (1, 1), True),
+    ((1, 2, 7, 6), (3, 2), (2, 1), (1, 0), True),  # rectangular
+    ((1, 2, 7, 7), (3, 3), (3, 3), (1, 1), True),
+    ((1, 2, 7, 7), (3, 3), (2, 2), (1, 1), False),
+    ((1, 2, 5, 6), (2, 3), (3, 2), (0, 0), True),
+    ((2, 2, 4, 4), (1, 1), (2, 2), (0, 0), True),
+    ((1, 2, 5, 5), (5, 5), (1, 1), (0, 0), True),  # a single window
+]
+
+
+def case_options(kernel, stride, pad, ceil):
+    text = f"kernel_h: {kernel[0]} kernel_w: {kernel[1]} stride_h: {stride[0]} stride_w: {stride[1]} "
+    text += f"pad_h: {pad[0]} pad_w: {pad[1]} round_mode: {'CEIL' if ceil else 'FLOOR'}"
+    return text
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_max_and_argmax_match_the_reference(case):
+    shape, kernel, stride, pad, ceil = case
+    x = np.random.default_rng(0).integers(-3, 4, size=shape).astype(float)  # small integers: many ties
+    layer, bottom, top = make_layer(pool_text("pool: MAX " + case_options(*case[1:]), tops=["y", "mask"]), [x])
+    y, mask = run_forward(layer, bottom, top)
+    expected, expected_mask = reference(x, "MAX", kernel, stride, pad, ceil)
+    np.testing.assert_array_equal(y, expected)
+    np.testing.assert_array_equal(mask, expected_mask)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_average_matches_the_reference(case):
+    shape, kernel, stride, pad, ceil = case
+    x = np.random.default_rng(1).normal(size=shape)
+    layer, bottom, top = make_layer(pool_text("pool: AVE " + case_options(*case[1:])), [x])
+    (y,) = run_forward(layer, bottom, top)
+    np.testing.assert_allclose(y, reference(x, "AVE", kernel, stride, pad, ceil)[0], rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("case", CASES[:9], ids=str)
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+def test_gradients(case, method):
+    shape, *options = case
+    shape = (1, 2) + shape[2:]
+    layer, bottom, top = make_layer(pool_text(f"pool: {method} " + case_options(*options)), [distinct_values(shape)])
+    check_gradients(layer, bottom, top)
+
+
+def test_max_gradient_with_the_mask_top():
+    x = distinct_values((2, 2, 5, 4), seed=3)
+    layer, bottom, top = make_layer(pool_text("pool: MAX kernel_size: 3 stride: 2 pad: 1", tops=["y", "m"]), [x])
+    check_gradients(layer, bottom, top)
+
+
+# -- Caffe's own test values (src/caffe/test/test_pooling_layer.cpp), derived by hand ---------------
+def test_caffe_max_square_example():
+    x = np.array([[1, 2, 5, 2, 3], [9, 4, 1, 4, 8], [1, 2, 5, 2, 3]], float)
+    layer, bottom, top = make_layer(pool_text("pool: MAX kernel_size: 2", tops=["y", "mask"]),
+                                    [np.tile(x, (2, 2, 1, 1))])
+    y, mask = run_forward(layer, bottom, top)
+    assert y.shape == mask.shape == (2, 2, 2, 4)
+    np.testing.assert_array_equal(y, np.tile([[9, 5, 5, 8], [9, 5, 5, 8]], (2, 2, 1, 1)))
+    np.testing.assert_array_equal(mask, np.tile([[5, 2, 2, 9], [5, 12, 12, 9]], (2, 2, 1, 1)))
+
+
+def test_caffe_max_padded_example():
+    x = np.array([[[[1, 2, 4], [2, 3, 2], [4, 2, 1]]]], float)
+    layer, bottom, top = make_layer(pool_text("pool: MAX kernel_size: 3 stride: 2 pad: 2"), [x])
+    (y,) = run_forward(layer, bottom, top)
+    np.testing.assert_array_equal(y, [[[[1, 4, 4], [4, 4, 4], [4, 4, 1]]]])
+
+
+def test_caffe_average_padded_example():
+    # Corners see 4 cells of 2 over an area of 9 (padding counts), edges 6 cells, the centre 9.
+    x = np.full((1, 1, 3, 3), 2.0)
+    layer, bottom, top = make_layer(pool_text("pool: AVE kernel_size: 3 stride: 1 pad: 1"), [x])
+    (y,) = run_forward(layer, bottom, top)
+    np.testing.assert_allclose(y[0, 0], [[8 / 9, 4 / 3, 8 / 9], [4 / 3, 2, 4 / 3], [8 / 9, 4 / 3, 8 / 9]], rtol=1e-15)
+
+
+def test_average_divisor_ignores_overhang_past_the_padding():
+    # H = 6, k 3, s 2, no pad, ceil: windows start at 0, 2, 4; the last covers rows 4, 5 and divides by 2 (not 3).
+    x = np.arange(36.0).reshape(1, 1, 6, 6)
+    layer, bottom, top = make_layer(pool_text("pool: AVE kernel_size: 3 stride: 2"), [x])
+    (y,) = run_forward(layer, bottom, top)
+    assert y.shape == (1, 1, 3, 3)
+    assert y[0, 0, 2, 2] == np.mean(x[0, 0, 4:6, 4:6])
+    assert y[0, 0, 0, 2] == x[0, 0, 0:3, 4:6].sum() / 6
+
+
+# -- MAX details ------------------------------------------------------------------------------------
+def test_ties_go_to_the_first_cell_in_scan_order_forward_and_backward():
+    layer, bottom, top = make_layer(pool_text("pool: MAX kernel_size: 2 stride: 1", tops=["y", "m"]),
+                                    [np.ones((1, 1, 3, 3))])
+    _, mask = run_forward(layer, bottom, top)
+    np.testing.assert_array_equal(mask[0, 0], [[0, 1], [3, 4]])
+    top[0].grad[...] = 1
+    bottom[0].grad[...] = 5
+    layer.backward(top, [True, False], bottom)
+    np.testing.assert_array_equal(bottom[0].grad[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+
+
+def test_nan_never_wins_and_an_all_lowest_window_has_no_argmax():
+    x = np.array([[[[np.nan, 1.0], [-np.inf, -FLT_MAX]]]])
+    layer, bottom, top = make_layer(pool_text("pool: MAX kernel_size: 1", tops=["y", "m"]), [x])
+    y, mask = run_forward(layer, bottom, top)
+    np.testing.assert_array_equal(y[0, 0], [[-FLT_MAX, 1], [-FLT_MAX, -FLT_MAX]])
+    np.testing.assert_array_equal(mask[0, 0], [[-1, 1], [-1, -1]])
+    top[0].grad[...] = 1
+    layer.backward(top, [True, False], bottom)
+    np.testing.assert_array_equal(bottom[0].grad[0, 0], [[0, 1], [0, 0]])
+
+
+def test_window_wholly_past_the_input():
+    # H = W = 5, k 1, s 3, ceil: windows start at 0, 3, 6; the last one holds no input cell.
+    x = np.arange(1.0, 26.0).reshape(1, 1, 5, 5)
+    layer, bottom, top = make_layer(pool_text("pool: MAX kernel_size: 1 stride: 3", tops=["y", "m"]), [x])
+    y, mask = run_forward(layer, bottom, top)
+    assert y.shape == (1, 1, 3, 3)
+    assert y[0, 0, 2, 2] == -FLT_MAX and mask[0, 0, 2, 2] == -1
+    assert y[0, 0, 1, 1] == x[0, 0, 3, 3] and mask[0, 0, 1, 1] == 18
+    layer, bottom, top = make_layer(pool_text("pool: AVE kernel_size: 1 stride: 3"), [x])
+    (y,) = run_forward(layer, bottom, top)
+    assert y[0, 0, 2, 2] == 0 and y[0, 0, 1, 1] == x[0, 0, 3, 3]
+
+
+def test_backward_survives_an_in_place_change_of_the_top():
+    x = distinct_values((2, 3, 6, 6), seed=4)
+    layer, bottom, top = make_layer(pool_text("pool: MAX kernel_size: 3 stride: 2 pad: 1"), [x])
+    (y,) = run_forward(layer, bottom, top)
+    top[0].data[...] = np.maximum(top[0].data, 0)  # as a ReLU working in place on this top would
+    top[0].grad[...] = 1
+    layer.backward(top, [True], bottom)
+    _, mask = reference(x, "MAX", (3, 3), (2, 2), (1, 1))
+    expected = np.zeros(x.size)
+    np.add.at(expected, (mask.reshape(2, 3, -1) + 36 * np.arange(6).reshape(2, 3, 1)).astype(int).ravel(), 1)
+    np.testing.assert_array_equal(bottom[0].grad, expected.reshape(x.shape))
+
+
+def test_float32_stays_float32():
+    x = np.random.default_rng(5).normal(size=(2, 3, 7, 7))
+    for method in ("MAX", "AVE"):
+        layer, bottom, top = make_layer(pool_text(f"pool: {method} kernel_size: 3 stride: 2 pad: 1"), [x],
+                                        dtype=np.float32)
+        (y,) = run_forward(layer, bottom, top)
+        expected = reference(x.astype(np.float32).astype(float), method, (3, 3), (2, 2), (1, 1))[0]
+        assert y.dtype == np.float32
+        np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-6)
+        top[0].grad[...] = 1
+        layer.backward(top, [True], bottom)
+        assert bottom[0].grad.dtype == np.float32
+
+
+# -- global pooling -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+def test_global_pooling(method):
+    x = distinct_values((2, 3, 5, 4), seed=6)
+    layer, bottom, top = make_layer(pool_text(f"pool: {method} global_pooling: true"), [x])
+    (y,) = run_forward(layer, bottom, top)
+    expected = x.max(axis=(2, 3)) if method == "MAX" else x.mean(axis=(2, 3))
+    np.testing.assert_allclose(y.reshape(2, 3), expected, rtol=1e-13)
+    check_gradients(layer, bottom, top)
+    bottom[0].reshape(2, 3, 7, 6)  # the kernel follows the input
+    layer.reshape(bottom, top)
+    assert top[0].shape == (2, 3, 1, 1)
+
+
+# -- STOCHASTIC -----------------------------------------------------------------------------------------
+def test_stochastic_train_samples_in_proportion_to_the_values():
+    window = np.array([[1.0, 2.0], [3.0, 4.0]])
+    x = np.tile(window, (1, 4000, 1, 1))
+    layer, bottom, top = make_layer(pool_text("pool: STOCHASTIC kernel_size: 2 stride: 2"), [x], phase=TRAIN)
+    (y,) = run_forward(layer, bottom, top, seed=3)
+    counts = np.array([(y == v).sum() for v in (1, 2, 3, 4)])
+    assert counts.sum() == 4000
+    np.testing.assert_allclose(counts / 4000, [0.1, 0.2, 0.3, 0.4], atol=0.03)
+    top[0].grad[...] = 1
+    layer.backward(top, [True], bottom)
+    # The gradient lands on the sampled cell only.
+    np.testing.assert_array_equal(bottom[0].grad.reshape(4000, 4), (y.reshape(4000, 1) == window.ravel()))
+
+
+def test_stochastic_train_picks_cells_of_its_window_and_is_seeded():
+    x = np.random.default_rng(7).uniform(0.1, 1, size=(2, 2, 7, 6))
+    layer, bottom, top = make_layer(pool_text("pool: STOCHASTIC kernel_size: 3 stride: 2"), [x], phase=TRAIN)
+    (y,) = run_forward(layer, bottom, top, seed=1)
+    (again,) = run_forward(layer, bottom, top, seed=1)
+    np.testing.assert_array_equal(y, again)
+    for n, c, ph, pw in itertools.product(range(2), range(2), range(3), range(3)):
+        assert y[n, c, ph, pw] in x[n, c, 2 * ph:2 * ph + 3, 2 * pw:2 * pw + 3]
+    check_gradients(layer, bottom, top)
+
+
+def test_stochastic_test_is_the_value_weighted_average():
+    x = np.random.default_rng(8).uniform(0.1, 1, size=(2, 2, 5, 5))
+    x[0, 0, :3, :3] = 0  # a window summing to 0 gives 0
+    layer, bottom, top = make_layer(pool_text("pool: STOCHASTIC kernel_size: 3 stride: 2"), [x], phase=TEST)
+    (y,) = run_forward(layer, bottom, top)
+    for n, c, ph, pw in itertools.product(range(2), range(2), range(2), range(2)):
+        window = x[n, c, 2 * ph:2 * ph + 3, 2 * pw:2 * pw + 3]
+        expected = (window ** 2).sum() / window.sum() if window.sum() > 0 else 0
+        assert y[n, c, ph, pw] == pytest.approx(expected, rel=1e-13)
+    bottom[0].data[0, 0, :3, :3] = 0.5  # keep away from the kink at a zero sum
+    check_gradients(layer, bottom, top)
+
+
+# -- shapes of well-known nets (from out = ceil((H + 2p - k) / s) + 1) ----------------------------------
+@pytest.mark.parametrize(
+    "size, options, out",
+    [
+        (24, "kernel_size: 2 stride: 2", 12),  # LeNet pool1
+        (8, "kernel_size: 2 stride: 2", 4),  # LeNet pool2
+        (55, "kernel_size: 3 stride: 2", 27),  # AlexNet pool1
+        (27, "kernel_size: 3 stride: 2", 13),  # AlexNet pool2
+        (13, "kernel_size: 3 stride: 2", 6),  # AlexNet pool5
+        (112, "kernel_size: 3 stride: 2", 56),  # GoogLeNet pool1/3x3_s2 (ceil; floor would give 55)
+        (112, "kernel_size: 3 stride: 2 round_mode: FLOOR", 55),
+        (56, "kernel_size: 3 stride: 2", 28),  # GoogLeNet pool2/3x3_s2
+        (28, "kernel_size: 3 stride: 1 pad: 1", 28),  # GoogLeNet inception pool
+        (14, "kernel_size: 3 stride: 2", 7),  # GoogLeNet pool4/3x3_s2
+        (7, "kernel_size: 7 stride: 1", 1),  # GoogLeNet pool5/7x7_s1
+        (32, "kernel_size: 3 stride: 2", 16),  # CIFAR-10 quick pool1
+        (5, "kernel_size: 2 stride: 2 pad: 1", 3),  # ceil gives 4, whose start (6) is past H + pad: dropped
+    ],
+)
+def test_caffe_output_shapes(size, options, out):
+    layer, bottom, top = make_layer(pool_text(f"pool: MAX {options}"), [np.zeros((1, 2, size, size))])
+    assert top[0].shape == (1, 2, out, out)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ("global_pooling: true kernel_size: 2", "global_pooling takes its kernel from the input"),
+        ("kernel_h: 2", "give kernel_size, or both kernel_h and kernel_w"),
+        ("kernel_size: 2 kernel_h: 2 kernel_w: 2", "give kernel_size, or both kernel_h and kernel_w"),
+        ("", "give kernel_size, or both kernel_h and kernel_w"),
+        ("kernel_size: 2 pad_h: 1", "give pad, or both pad_h and pad_w"),
+        ("kernel_size: 2 pad: 1 pad_h: 1 pad_w: 1", "give pad, or both pad_h and pad_w"),
+        ("kernel_size: 2 stride_w: 1", "give stride, or both stride_h and stride_w"),
+        ("kernel_size: 0", "kernel size must be positive"),
+        ("kernel_size: 2 stride: 0", "stride must be positive"),
+        ("kernel_size: 2 pad: 2", "pad \\[2, 2\\] must be smaller than kernel"),
+        ("pool: STOCHASTIC kernel_size: 3 pad: 1", "padding is implemented only for MAX and AVE"),
+        ("global_pooling: true stride: 2", "global_pooling allows only pad 0 and stride 1"),
+    ],
+)
+def test_bad_parameters_are_net_errors_naming_the_layer(options, message):
+    with pytest.raises(NetError, match="layer 'pool' \\(Pooling\\): " + message):
+        make_layer(pool_text(options), [np.ones((1, 1, 4, 4))])
+
+
+def test_only_max_may_have_a_mask_top():
+    make_layer(pool_text("pool: MAX kernel_size: 2", tops=["y", "m"]), [np.ones((1, 1, 4, 4))])
+    with pytest.raises(NetError, match="expects at most 1 top"):
+        make_layer(pool_text("pool: AVE kernel_size: 2", tops=["y", "m"]), [np.ones((1, 1, 4, 4))])
+
+
+def test_input_must_be_4d_and_large_enough():
+    with pytest.raises(ShapeError, match="layer 'pool' \\(Pooling\\): input must have 4 axes"):
+        make_layer(pool_text("kernel_size: 2"), [np.ones((1, 4, 4))])
+    with pytest.raises(ShapeError, match="does not fit"):
+        make_layer(pool_text("kernel_size: 5 round_mode: FLOOR"), [np.ones((1, 1, 4, 4))])
