@@ -1,0 +1,1 @@
+"""Caffe's datasets: Datum records, LMDB access, the data transformer, dataset converters (MNIST)."""

@@ -1,0 +1,146 @@
+"""Data: batches of Datum records read from an LMDB in key order, transformed, prefetched by a background thread."""
+
+import logging
+import weakref
+
+import numpy as np
+
+from caffelite.data.datum import datum_to_array
+from caffelite.data.db import open_db
+from caffelite.data.prefetch import Prefetcher
+from caffelite.data.transformer import DataTransformer, needs_random
+from caffelite.errors import FileFormatError, NetError
+from caffelite.function import Function, register_layer
+from caffelite.proto import caffe_pb2
+from caffelite.rng import rng
+
+log = logging.getLogger("caffelite")
+
+
+@register_layer("Data")
+class Data(Function):
+    """top[0] = transform(next batch_size records), top[1] = their labels; wraps to the first record at the end.
+
+    The first record fixes the item shape reported at setup; each batch then takes the shape of its own first
+    record (Caffe's rule), and every record of a batch must share it. Call `close()` to stop the prefetch thread
+    early; it is also stopped when the layer is garbage-collected and at interpreter exit.
+    """
+
+    exact_num_bottom = 0
+    min_top = 1
+    max_top = 2
+
+    def setup(self, bottom, top):
+        param = self.param.data_param
+        if param.batch_size <= 0:
+            raise NetError(f"{self.describe()}: data_param.batch_size must be positive, got {param.batch_size}")
+        self.output_labels = len(top) == 2
+        self._db = open_db(param.source, param.backend, layer=self.describe())
+        try:
+            self._prefetcher = self._start(param, top)
+        except BaseException:
+            self._db.close()
+            raise
+        self._close = weakref.finalize(self, _shut_down, self._prefetcher, self._db)
+
+    def _start(self, param, top):
+        # Both draws come from caffelite's generator here, in the main thread, so a seeded run is repeatable;
+        # the worker then owns its own generator and never touches the shared one.
+        cursor = self._db.cursor(rand_skip=param.rand_skip)
+        transform_param = self.param.transform_param
+        generator = None
+        if needs_random(transform_param, self.phase):
+            generator = np.random.default_rng(int(rng().integers(2**63)))
+        transformer = DataTransformer(transform_param, self.phase, generator, self.dtype, where=self.describe())
+        loader = _BatchLoader(cursor, transformer, param.batch_size, param.source, self.describe())
+        item_shape = transformer.output_shape(loader.decode(cursor.key, cursor.value).shape)
+        top[0].reshape((param.batch_size,) + item_shape)
+        if self.output_labels:
+            top[1].reshape(param.batch_size)
+        log.info("%s: output data size: %s", self.name, ",".join(str(d) for d in top[0].shape))
+        return Prefetcher(loader, depth=param.prefetch, name=f"caffelite-data-{self.name}")
+
+    def reshape(self, bottom, top):
+        """Nothing: forward gives the tops the shape of the batch it delivers."""
+
+    def forward(self, bottom, top):
+        if not self._close.alive:
+            raise NetError(f"{self.describe()}: the layer is closed")
+        data, labels = self._prefetcher.next()
+        top[0].reshape(data.shape)
+        top[0].data[...] = data
+        if self.output_labels:
+            top[1].reshape(labels.shape)
+            top[1].data[...] = labels
+
+    def close(self):
+        """Stop the prefetch thread and close the database (idempotent)."""
+        self._close()
+
+
+def _shut_down(prefetcher, db):
+    # Close the database only once the worker is gone: it may be in the middle of a read.
+    if prefetcher.close():
+        db.close()
+
+
+class _BatchLoader:
+    """Reads, decodes and transforms one batch; runs in the prefetch thread (it holds no reference to the layer)."""
+
+    def __init__(self, cursor, transformer, batch_size, source, where):
+        self.cursor = cursor
+        self.transformer = transformer
+        self.batch_size = batch_size
+        self.source = source
+        self.where = where
+
+    def __call__(self):
+        records = self.cursor.read(self.batch_size)
+        datums = [self._parse(key, value) for key, value in records]
+        items = self._stack(records, datums)
+        labels = np.array([datum.label for datum in datums], dtype=self.transformer.dtype)
+        return self.transformer.transform(items), labels
+
+    def decode(self, key, value):
+        return self._to_array(key, self._parse(key, value))
+
+    def _parse(self, key, value):
+        datum = caffe_pb2.Datum()
+        try:
+            datum.ParseFromString(value)
+        except Exception as error:  # protobuf's DecodeError
+            raise self._error(key, f"is not a Datum ({error})") from None
+        return datum
+
+    def _to_array(self, key, datum):
+        try:
+            return datum_to_array(
+                datum, force_color=self.transformer.force_color, force_gray=self.transformer.force_gray
+            )
+        except FileFormatError as error:
+            raise self._error(key, f"is malformed: {error}") from None
+
+    def _stack(self, records, datums):
+        """(N, C, H, W) items; plain uint8 records are joined as raw bytes without a per-item array."""
+        first = datums[0]
+        shape = (first.channels, first.height, first.width)
+        raw = not any(d.encoded or len(d.float_data) for d in datums)
+        if raw:
+            size = shape[0] * shape[1] * shape[2]
+            for (key, _), datum in zip(records, datums):
+                if (datum.channels, datum.height, datum.width) != shape or len(datum.data) != size:
+                    self._to_array(key, datum)  # raises the precise error for a malformed record
+                    raise self._error(key, f"has shape {(datum.channels, datum.height, datum.width)}, "
+                                           f"but this batch's first record has shape {shape}")
+            pixels = b"".join(datum.data for datum in datums)
+            return np.frombuffer(pixels, dtype=np.uint8).reshape((len(datums),) + shape)
+        arrays = [self._to_array(key, datum) for (key, _), datum in zip(records, datums)]
+        for (key, _), array in zip(records, arrays):
+            if array.shape != arrays[0].shape:
+                raise self._error(key, f"has shape {array.shape}, but this batch's first record has shape "
+                                       f"{arrays[0].shape}")
+        return np.stack(arrays)
+
+    def _error(self, key, what):
+        name = key.decode(errors="replace") if isinstance(key, bytes) else key
+        return FileFormatError(f"{self.where}: record '{name}' of '{self.source}' {what}")
