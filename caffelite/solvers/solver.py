@@ -1,0 +1,325 @@
+"""Solver: the training loop of Caffe's solver.cpp — test, forward/backward, display, update, snapshot."""
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from caffelite.errors import SolverError
+from caffelite.log import number as _fmt
+from caffelite.io.binary import read_solverstate, write_binary
+from caffelite.io.blob import array_to_blobproto, blobproto_to_array
+from caffelite.io.prototxt import read_net_text, read_solver_text
+from caffelite.net import Net
+from caffelite.phase import TEST, TRAIN
+from caffelite.proto import caffe_pb2
+from caffelite.registry import Registry
+from caffelite.rng import set_random_seed
+from caffelite.solvers.lr_policies import learning_rate
+
+log = logging.getLogger("caffelite")
+SOLVERS = Registry("solver type")
+
+# What a signal (or any action_request callable) may ask the solver to do between iterations.
+NONE, STOP, SNAPSHOT = "none", "stop", "snapshot"
+
+
+class Solver:
+    """Common loop; subclasses give `history_count` and `compute_update_value` (the update rule)."""
+
+    history_count = 1
+
+    def __init__(self, solver, dtype=np.float32):
+        self.param = solver if isinstance(solver, caffe_pb2.SolverParameter) else read_solver_text(solver)
+        self.source = str(solver) if isinstance(solver, (str, Path)) else "<SolverParameter>"
+        self.dtype = np.dtype(dtype)
+        if self.param.average_loss < 1:
+            raise SolverError(f"{self.source}: average_loss must be at least 1")
+        if self.param.random_seed >= 0:
+            set_random_seed(self.param.random_seed)
+        self.net = Net(self._train_net_param(), dtype=self.dtype)
+        self.test_nets = [Net(p, dtype=self.dtype) for p in self._test_net_params()]
+        for weights in self.param.weights:
+            self.net.copy_from(weights)
+        self.iter = 0
+        self.current_step = 0
+        self.history = [
+            np.zeros_like(p.data) for _ in range(self.history_count) for p in self.net.learnable_params
+        ]
+        self.callbacks = []
+        self.action_request = None
+        self.requested_early_exit = False
+        self.smoothed_loss = 0.0
+        self._losses = []
+        log.info("Solver scaffolding done.")
+
+    # -- nets -----------------------------------------------------------------------------------
+    def _train_net_param(self):
+        p = self.param
+        given = [f for f in ("net", "net_param", "train_net", "train_net_param") if p.HasField(f)]
+        if len(given) != 1:
+            raise SolverError(
+                f"{self.source}: a solver needs exactly one of net, net_param, train_net, train_net_param "
+                f"(found {', '.join(given) or 'none'})"
+            )
+        field = given[0]
+        net_param = getattr(p, field) if field.endswith("_param") else read_net_text(getattr(p, field))
+        log.info("Creating training net from %s", field if field.endswith("_param") else getattr(p, field))
+        return self._with_state(net_param, TRAIN, p.train_state)
+
+    def _test_net_params(self):
+        p = self.param
+        params = list(p.test_net_param) + [read_net_text(path) for path in p.test_net]
+        generic = p.net_param if p.HasField("net_param") else read_net_text(p.net) if p.HasField("net") else None
+        if generic is None and len(p.test_iter) != len(params):
+            raise SolverError(f"{self.source}: test_iter must be specified for each test network")
+        if generic is not None:
+            params += [generic] * max(0, len(p.test_iter) - len(params))
+        if p.test_state and len(p.test_state) != len(params):
+            raise SolverError(f"{self.source}: test_state must be unspecified or given once per test net")
+        if params and p.test_interval <= 0:
+            raise SolverError(f"{self.source}: test nets need test_interval > 0")
+        states = list(p.test_state) or [caffe_pb2.NetState()] * len(params)
+        return [self._with_state(net_param, TEST, state) for net_param, state in zip(params, states)]
+
+    @staticmethod
+    def _with_state(net_param, phase, extra_state):
+        """Caffe's state merge: the phase, then the net's own state, then the solver's train/test state."""
+        merged = caffe_pb2.NetParameter()
+        merged.CopyFrom(net_param)
+        state = caffe_pb2.NetState(phase=phase)
+        state.MergeFrom(net_param.state)
+        state.MergeFrom(extra_state)
+        merged.state.CopyFrom(state)
+        return merged
+
+    # -- the loop -------------------------------------------------------------------------------
+    def add_callback(self, callback):
+        """`callback` may define on_start() and on_gradients_ready(), called every iteration."""
+        self.callbacks.append(callback)
+
+    def _notify(self, event):
+        for callback in self.callbacks:
+            method = getattr(callback, event, None)
+            if method:
+                method()
+
+    def _requested_action(self):
+        return self.action_request() if self.action_request else NONE
+
+    def step(self, iters):
+        p = self.param
+        start_iter, stop_iter = self.iter, self.iter + iters
+        self._losses, self.smoothed_loss = [], 0.0
+        timer, last_display_iter = time.perf_counter(), self.iter
+        while self.iter < stop_iter:
+            self.net.clear_param_diffs()
+            if p.test_interval and self.iter % p.test_interval == 0 and (self.iter > 0 or p.test_initialization):
+                self.test_all()
+                if self.requested_early_exit:
+                    break
+            self._notify("on_start")
+            display = p.display and self.iter % p.display == 0
+            loss = sum(self.net.forward_backward() for _ in range(p.iter_size)) / p.iter_size
+            self._update_smoothed_loss(loss, start_iter)
+            if display:
+                lapse = time.perf_counter() - timer
+                per_second = (self.iter - last_display_iter) / (lapse or 1)
+                log.info(
+                    "Iteration %d (%s iter/s, %ss/%d iters), loss = %s",
+                    self.iter, _fmt(per_second), _fmt(lapse), p.display, _fmt(self.smoothed_loss),
+                )
+                timer, last_display_iter = time.perf_counter(), self.iter
+                self._log_outputs(self.net, "Train", self.net.outputs, lambda name: self.net.blobs[name].data)
+            self._notify("on_gradients_ready")
+            self.apply_update()
+            request = self._requested_action()
+            if (p.snapshot and self.iter % p.snapshot == 0) or request == SNAPSHOT:
+                self.snapshot()
+            if request == STOP:
+                self.requested_early_exit = True
+                break
+
+    def solve(self, resume_file=None):
+        p = self.param
+        log.info("Solving %s", self.net.name)
+        log.info("Learning Rate Policy: %s", p.lr_policy)
+        self.requested_early_exit = False
+        if resume_file:
+            log.info("Restoring previous solver status from %s", resume_file)
+            self.restore(resume_file)
+        start_iter = self.iter
+        self.step(p.max_iter - self.iter)
+        if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
+            self.snapshot()
+        if self.requested_early_exit:
+            log.info("Optimization stopped early.")
+            return
+        if p.display and self.iter % p.display == 0:
+            loss = self.net.forward_range()
+            self._update_smoothed_loss(loss, start_iter)
+            log.info("Iteration %d, loss = %s", self.iter, _fmt(self.smoothed_loss))
+        if p.test_interval and self.iter % p.test_interval == 0:
+            self.test_all()
+        log.info("Optimization Done.")
+
+    def _update_smoothed_loss(self, loss, start_iter):
+        window = self.param.average_loss
+        if len(self._losses) < window:
+            self._losses.append(loss)
+            self.smoothed_loss += (loss - self.smoothed_loss) / len(self._losses)
+        else:
+            index = (self.iter - start_iter) % window
+            self.smoothed_loss += (loss - self._losses[index]) / window
+            self._losses[index] = loss
+
+    # -- testing --------------------------------------------------------------------------------
+    def test_all(self):
+        """Run every test net; returns one {output name: mean score} dict per net."""
+        results = []
+        for index in range(len(self.test_nets)):
+            if self.requested_early_exit:
+                break
+            results.append(self.test(index))
+        return results
+
+    def test(self, index=0):
+        log.info("Iteration %d, Testing net (#%d)", self.iter, index)
+        net = self.test_nets[index]
+        net.share_with(self.net)
+        iterations = self.param.test_iter[index]
+        totals, loss = {}, 0.0
+        for _ in range(iterations):
+            if self._handle_requests_during_test():
+                log.info("Test interrupted.")
+                return {}
+            iter_loss = net.forward_range()
+            loss += iter_loss if self.param.test_compute_loss else 0.0
+            for name in net.outputs:
+                totals[name] = totals.get(name, 0.0) + net.blobs[name].data.astype(np.float64).ravel()
+        if self.param.test_compute_loss:
+            log.info("Test loss: %s", _fmt(loss / iterations))
+        means = {name: total / iterations for name, total in totals.items()}
+        self._log_outputs(net, "Test", net.outputs, lambda name: means[name])
+        return {name: float(v[0]) if v.size == 1 else v for name, v in means.items()}
+
+    def _handle_requests_during_test(self):
+        request = self._requested_action()
+        while request != NONE:
+            if request == SNAPSHOT:
+                self.snapshot()
+            elif request == STOP:
+                self.requested_early_exit = True
+            request = self._requested_action()
+        return self.requested_early_exit
+
+    @staticmethod
+    def _log_outputs(net, kind, names, values_of):
+        loss_weights = net.blob_loss_weights
+        score_index = 0
+        for name in names:
+            weight = loss_weights.get(name, 0.0)
+            for value in np.ravel(values_of(name)):
+                suffix = f" (* {_fmt(weight)} = {_fmt(weight * value)} loss)" if weight else ""
+                log.info("    %s net output #%d: %s = %s%s", kind, score_index, name, _fmt(value), suffix)
+                score_index += 1
+
+    # -- the update -----------------------------------------------------------------------------
+    def learning_rate(self):
+        rate, self.current_step = learning_rate(self.param, self.iter, self.current_step)
+        return rate
+
+    def apply_update(self):
+        """Caffe's ApplyUpdate: lr, clipping, then per param normalize, regularize, update; iter += 1."""
+        p = self.param
+        rate = self.learning_rate()
+        if p.display and self.iter % p.display == 0:
+            log.info("Iteration %d, lr = %s", self.iter, _fmt(rate))
+        self._clip_gradients()
+        for index, tensor in enumerate(self.net.learnable_params):
+            if p.iter_size > 1:
+                tensor.grad *= 1.0 / p.iter_size
+            self._regularize(index, tensor)
+            self.compute_update_value(index, tensor, rate * self.net.params_lr[index])
+            tensor.data -= tensor.grad
+        self.iter += 1
+
+    def _clip_gradients(self):
+        threshold = self.param.clip_gradients
+        if threshold < 0:
+            return
+        norm = float(np.sqrt(sum(np.sum(np.square(t.grad, dtype=np.float64)) for t in self.net.learnable_params)))
+        if norm > threshold:
+            scale = threshold / norm
+            log.info(
+                "Gradient clipping: scaling down gradients (L2 norm %s > %s) by scale factor %s",
+                _fmt(norm), _fmt(threshold), _fmt(scale),
+            )
+            for tensor in self.net.learnable_params:
+                tensor.grad *= scale
+
+    def _regularize(self, index, tensor):
+        decay = self.param.weight_decay * self.net.params_weight_decay[index]
+        if not decay:
+            return
+        kind = self.param.regularization_type
+        if kind == "L2":
+            tensor.grad += decay * tensor.data
+        elif kind == "L1":
+            tensor.grad += decay * np.sign(tensor.data)
+        else:
+            raise SolverError(f"{self.source}: unknown regularization_type '{kind}' (known: L1, L2)")
+
+    def compute_update_value(self, index, tensor, rate):
+        """Turn tensor.grad into the step to subtract from tensor.data (in place)."""
+        raise NotImplementedError
+
+    # -- snapshots ------------------------------------------------------------------------------
+    def snapshot_filename(self, extension):
+        return f"{self.param.snapshot_prefix}_iter_{self.iter}{extension}"
+
+    def snapshot(self):
+        """Write {prefix}_iter_N.caffemodel then .solverstate, each atomically; returns the model path."""
+        model_file = self.snapshot_filename(".caffemodel")
+        log.info("Snapshotting to binary proto file %s", model_file)
+        self.net.save(model_file)
+        state_file = self.snapshot_filename(".solverstate")
+        log.info("Snapshotting solver state to binary proto file %s", state_file)
+        state = caffe_pb2.SolverState(iter=self.iter, learned_net=model_file, current_step=self.current_step)
+        state.history.extend(array_to_blobproto(h) for h in self.history)
+        write_binary(state, state_file)
+        return model_file
+
+    def restore(self, state_file):
+        """Resume from a .solverstate (Caffe's or ours): iter, weights from learned_net, history, current_step."""
+        state = read_solverstate(state_file)
+        if len(state.history) != len(self.history):
+            raise SolverError(
+                f"{state_file}: holds {len(state.history)} history blobs; this solver "
+                f"({self.param.type}) over this net needs {len(self.history)}"
+            )
+        if state.learned_net:
+            self.net.copy_from(_resolve_beside(state.learned_net, state_file))
+        for target, blob in zip(self.history, state.history):
+            values = blobproto_to_array(blob)
+            if values.size != target.size:
+                raise SolverError(f"{state_file}: a history blob has {values.size} values, expected {target.size}")
+            target[...] = values.reshape(target.shape)
+        self.iter = state.iter
+        self.current_step = state.current_step
+
+
+def _resolve_beside(path, state_file):
+    """learned_net is stored as written (relative to Caffe's working directory); also look beside the state."""
+    if os.path.exists(path):
+        return path
+    beside = Path(state_file).parent / Path(path).name
+    return str(beside) if beside.exists() else path
+
+
+def get_solver(path):
+    """The solver its prototxt asks for (`type`, after upgrading the legacy solver_type)."""
+    param = read_solver_text(path)
+    return SOLVERS.get(param.type)(param)
