@@ -1,0 +1,1 @@
+"""Command-line programs (installed as the package caffelite_tools; `caffelite` runs main.main)."""

@@ -1,0 +1,147 @@
+"""The `caffelite` command: Caffe's `caffe` tool (train, test) and its converters, with Caffe's flags.
+
+Flags are accepted with one dash or two (`-solver x`, `--solver=x`), as gflags does.
+"""
+
+import argparse
+import logging
+import re
+import signal
+import sys
+import traceback
+
+import numpy as np
+
+from caffelite import log as glog
+from caffelite.errors import CaffeliteError
+from caffelite.io.prototxt import read_solver_text
+from caffelite.log import number as _fmt
+from caffelite.net import Net
+from caffelite.phase import TEST
+from caffelite.solvers import solver as solver_module
+
+log = logging.getLogger("caffelite")
+_SIGNAL_EFFECTS = {"stop": solver_module.STOP, "snapshot": solver_module.SNAPSHOT, "none": solver_module.NONE}
+
+
+def main(argv=None):
+    args = _parser().parse_args(_double_dash(sys.argv[1:] if argv is None else argv))
+    glog.configure()
+    try:
+        return args.run(args) or 0
+    except CaffeliteError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"caffelite {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"caffelite {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _double_dash(argv):
+    """gflags spellings: `-solver` means `--solver` (single-letter flags like -h stay as they are)."""
+    return [re.sub(r"^-(?=[A-Za-z_]{2,})", "--", arg) for arg in argv]
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="caffelite", description="Caffe's command line, in Python.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    train = commands.add_parser("train", help="train or finetune a model")
+    train.add_argument("--solver", required=True, help="the solver definition prototxt")
+    start = train.add_mutually_exclusive_group()
+    start.add_argument("--weights", default="", help="pretrained weights to finetune from, comma separated")
+    start.add_argument("--snapshot", default="", help="a .solverstate to resume training from")
+    for name, default in (("sigint_effect", "stop"), ("sighup_effect", "snapshot")):
+        train.add_argument(f"--{name}", default=default, choices=sorted(_SIGNAL_EFFECTS))
+    _add_state_flags(train)
+    train.set_defaults(run=_train)
+
+    test = commands.add_parser("test", help="score a model over a number of batches")
+    test.add_argument("--model", required=True, help="the model definition prototxt")
+    test.add_argument("--weights", required=True, help="the trained weights (.caffemodel), comma separated")
+    test.add_argument("--iterations", type=int, default=50, help="how many batches to score")
+    _add_state_flags(test)
+    test.set_defaults(run=_test)
+
+    mnist = commands.add_parser("convert_mnist", help="MNIST IDX files (gzipped or not) to an LMDB of Datum")
+    mnist.add_argument("input_image_file")
+    mnist.add_argument("input_label_file")
+    mnist.add_argument("output_db_file")
+    mnist.add_argument("--backend", default="lmdb", help="the database to write (lmdb)")
+    mnist.set_defaults(run=_convert_mnist)
+
+    for sub in commands.choices.values():
+        sub.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    return parser
+
+
+def _add_state_flags(parser):
+    parser.add_argument("--level", type=int, default=0, help="the network level")
+    parser.add_argument("--stage", default="", help="network stages, comma separated")
+
+
+def _stages(args):
+    return [s for s in args.stage.split(",") if s]
+
+
+def _train(args):
+    param = read_solver_text(args.solver)
+    for state in [param.train_state, *param.test_state]:
+        state.level = args.level
+        state.stage.extend(_stages(args))
+    solver = solver_module.SOLVERS.get(param.type)(param)
+    if args.weights:
+        for net in [solver.net, *solver.test_nets]:
+            log.info("Finetuning from %s", args.weights)
+            net.copy_from(args.weights)
+    solver.action_request = _signal_actions(args.sigint_effect, args.sighup_effect)
+    log.info("Starting Optimization")
+    solver.solve(args.snapshot or None)
+    return 0
+
+
+def _signal_actions(sigint_effect, sighup_effect):
+    """Install SIGINT/SIGHUP handlers; the returned callable tells the solver what was asked since last time."""
+    pending = []
+    effects = {signal.SIGINT: _SIGNAL_EFFECTS[sigint_effect], signal.SIGHUP: _SIGNAL_EFFECTS[sighup_effect]}
+    for signum in effects:
+        signal.signal(signum, lambda number, frame: pending.append(effects[number]))
+
+    def next_action():
+        return pending.pop(0) if pending else solver_module.NONE
+
+    return next_action
+
+
+def _test(args):
+    net = Net(args.model, TEST, level=args.level, stages=_stages(args), weights=args.weights)
+    log.info("Running for %d iterations.", args.iterations)
+    totals, loss = {}, 0.0
+    for batch in range(args.iterations):
+        loss += net.forward_range()
+        for name in net.outputs:
+            values = net.blobs[name].data.astype(np.float64).ravel()
+            totals[name] = totals.get(name, 0.0) + values
+            for value in values:
+                log.info("Batch %d, %s = %s", batch, name, _fmt(value))
+    log.info("Loss: %s", _fmt(loss / args.iterations))
+    weights = net.blob_loss_weights
+    for name, total in totals.items():
+        for value in total / args.iterations:
+            weight = weights[name]
+            suffix = f" (* {_fmt(weight)} = {_fmt(weight * value)} loss)" if weight else ""
+            log.info("%s = %s%s", name, _fmt(value), suffix)
+    return 0
+
+
+def _convert_mnist(args):
+    from caffelite.data.mnist import convert_mnist
+
+    convert_mnist(args.input_image_file, args.input_label_file, args.output_db_file, backend=args.backend)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
