@@ -13,6 +13,7 @@ import traceback
 import numpy as np
 
 from caffelite import log as glog
+from caffelite.data.mnist import convert_mnist
 from caffelite.errors import CaffeliteError
 from caffelite.io.prototxt import read_solver_text
 from caffelite.log import number as _fmt
@@ -137,9 +138,16 @@ def _test(args):
 
 
 def _convert_mnist(args):
-    from caffelite.data.mnist import convert_mnist
+    def report(done, total):
+        if done == 0:
+            log.info("A total of %d items.", total)
+        elif done % 10000 == 0 or done == total:
+            log.info("Processed %d items.", done)
 
-    convert_mnist(args.input_image_file, args.input_label_file, args.output_db_file, backend=args.backend)
+    result = convert_mnist(
+        args.input_image_file, args.input_label_file, args.output_db_file, backend=args.backend, progress=report
+    )
+    log.info("Rows: %d Cols: %d", result.rows, result.cols)
     return 0
 
 

@@ -1,12 +1,15 @@
 """The `caffelite` command: gflags spellings, one-line errors, and train/test end to end on a tiny model."""
 
 import re
+import signal
 import subprocess
 import sys
 
+import lmdb
 import numpy as np
 import pytest
 
+from caffelite.proto import caffe_pb2
 from caffelite_tools.main import _double_dash, main
 
 NET = """
@@ -85,3 +88,43 @@ def test_user_errors_print_one_line_and_exit_nonzero(tmp_path, capsys):
     assert "Traceback" not in "\n".join(err)
     assert main(["test", "--model", str(tmp_path / "missing.prototxt"), "--weights", "w"]) == 1
     assert "missing.prototxt" in capsys.readouterr().err
+
+
+def test_sigint_stops_training_after_a_final_snapshot(tiny_solver, tmp_path):
+    """Caffe's default sigint_effect is stop: the loop ends, snapshot_after_train still writes the state."""
+    text = tiny_solver.read_text().replace("max_iter: 20", "max_iter: 100000000")
+    tiny_solver.write_text(text)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "caffelite_tools.main", "train", "--solver", str(tiny_solver)],
+        stderr=subprocess.PIPE, text=True,
+    )
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if "Iteration 20 (" in line:
+            process.send_signal(signal.SIGINT)
+            break
+    _, rest = process.communicate(timeout=60)
+    log = "".join(lines) + rest
+    assert process.returncode == 0, log
+    assert "Optimization stopped early." in log
+    stopped_at = int(re.findall(r"Snapshotting to binary proto file .*_iter_(\d+)\.caffemodel", log)[-1])
+    assert stopped_at > 20 and (tmp_path / f"tiny_iter_{stopped_at}.solverstate").exists()
+
+
+def test_convert_mnist_writes_an_lmdb_of_datum(tmp_path):
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    for name, magic, array in (("img", 2051, images), ("lbl", 2049, np.array([7, 3], np.uint8))):
+        header = np.array((magic, *array.shape), dtype=">u4").tobytes()
+        (tmp_path / name).write_bytes(header + array.tobytes())
+    result = run_cli("convert_mnist", str(tmp_path / "img"), str(tmp_path / "lbl"), str(tmp_path / "db"))
+    assert result.returncode == 0, result.stderr
+    assert "A total of 2 items." in result.stderr and "Rows: 3 Cols: 4" in result.stderr
+    env = lmdb.open(str(tmp_path / "db"), readonly=True, lock=False)
+    with env.begin() as txn:
+        records = list(txn.cursor())
+    env.close()
+    assert [key for key, _ in records] == [b"00000000", b"00000001"]
+    datum = caffe_pb2.Datum.FromString(records[1][1])
+    assert (datum.channels, datum.height, datum.width, datum.label) == (1, 3, 4, 3)
+    assert datum.data == images[1].tobytes()
