@@ -120,3 +120,12 @@ def test_clip_bounds_are_required():
 ])
 def test_v1_layer_type_values(name, number):
     assert caffe_pb2.V1LayerParameter.LayerType.Value(name) == number
+
+
+def test_caffelite_additions_use_numbers_bvlc_never_uses():
+    """Fork layers' params live at 2001+ in LayerParameter; every BVLC field there is below 200."""
+    fields = caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name
+    additions = {"gelu_param", "upsample_param", "interp_param", "smooth_l1_loss_param"}
+    assert all(fields[name].number >= 2001 for name in additions)
+    assert all(field.number < 200 for name, field in fields.items() if name not in additions)
+    assert caffe_pb2.UpsampleParameter.DESCRIPTOR.fields_by_name["upsample_h"].number == 6  # SegNet's number
