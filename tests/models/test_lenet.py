@@ -60,14 +60,14 @@ def lenet_solver(folder, **overrides):
 
 
 def test_lenet_trains_from_its_solver(mnist_lmdbs, tmp_path):
-    """A short run of the main job: after 600 iterations of Caffe's LeNet solver the 10,000 test images pass 97%."""
+    """A short run of the main job: after 1000 iterations of Caffe's LeNet solver the 10,000 test images pass 97.5%."""
     solver = caffelite.SGDSolver(lenet_solver(
-        mnist_lmdbs, max_iter=600, test_interval=600, test_iter=100, display=0, random_seed=1,
+        mnist_lmdbs, max_iter=1000, test_interval=1000, test_iter=100, display=0, random_seed=1,
         snapshot=0, snapshot_prefix=f'"{tmp_path}/lenet"',
     ))
-    solver.step(600)
+    solver.step(1000)
     accuracy = solver.test()["accuracy"]
-    assert accuracy >= 0.97
+    assert accuracy >= 0.975
     solver.net.save(str(tmp_path / "lenet.caffemodel"))
     deploy = caffelite.Net(str(LENET / "lenet.prototxt"), caffelite.TEST, weights=str(tmp_path / "lenet.caffemodel"))
     images, labels = mnist_test_set()
