@@ -58,24 +58,37 @@ class BorderedInput:
 
     `load(x, before, size)` returns an array whose trailing axes have shape `size`, holding x at offset `before`.
     Only the interior is rewritten on each call; the buffer is rebuilt when the input shape or layout changes.
-    With no border at all, x itself is returned.
+    With no border at all, x itself is returned. `load_flat(x, before, size, tail)` gives the same values as one
+    flat array followed by `tail` more fill values, for readers that run past the last cell.
     """
 
     def __init__(self, fill):
         self.fill = fill
-        self._array = None
+        self._flat = None
         self._key = None
 
     def load(self, x, before, size):
         lead = x.ndim - len(size)
         if not any(before) and tuple(size) == x.shape[lead:]:
             return x
-        key = (x.shape, x.dtype, tuple(before), tuple(size))
+        shape = x.shape[:lead] + tuple(size)
+        return self._fill_buffer(x, before, shape, 0)[:int(np.prod(shape, dtype=np.int64))].reshape(shape)
+
+    def load_flat(self, x, before, size, tail=0):
+        lead = x.ndim - len(size)
+        if not any(before) and tuple(size) == x.shape[lead:] and not tail:
+            return x.reshape(-1)
+        return self._fill_buffer(x, before, x.shape[:lead] + tuple(size), tail)
+
+    def _fill_buffer(self, x, before, shape, tail):
+        key = (x.shape, x.dtype, tuple(before), shape, tail)
+        size = int(np.prod(shape, dtype=np.int64))
         if key != self._key:
-            self._array = np.full(x.shape[:lead] + tuple(size), self.fill, dtype=x.dtype)
+            self._flat = np.full(size + tail, self.fill, dtype=x.dtype)
             self._key = key
-        self._array[(Ellipsis,) + interior(before, x.shape[lead:])] = x
-        return self._array
+        lead = len(shape) - len(before)
+        self._flat[:size].reshape(shape)[(Ellipsis,) + interior(before, x.shape[lead:])] = x
+        return self._flat
 
 
 class Workspace:

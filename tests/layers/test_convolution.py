@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-import caffelite.layers.convolution as convolution_module
+import caffelite.layers._conv_base as conv_base_module
 from caffelite.errors import NetError, ShapeError
 from layer_harness import check_gradients, make_layer, run_forward
 
@@ -164,7 +164,7 @@ def test_param_grads_accumulate_bottom_grad_is_assigned_and_propagate_down_is_ho
 
 def test_batch_blocks_give_the_same_result(monkeypatch):
     rng = np.random.default_rng(8)
-    x = rng.normal(size=(5, 2, 6, 6))
+    x = rng.normal(size=(5, 4, 6, 6))
     text = conv_text("num_output: 4 kernel_size: 3 stride: 2 pad: 1 group: 2")
     whole, bottom, top = make_layer(text, [x])
     (expected,) = run_forward(whole, bottom, top)
@@ -172,7 +172,7 @@ def test_batch_blocks_give_the_same_result(monkeypatch):
     whole.backward(top, [True], bottom)
     expected_grads = [bottom[0].grad.copy()] + [p.grad.copy() for p in whole.params]
     assert whole.block == 5
-    monkeypatch.setattr(convolution_module, "COLUMN_BUDGET", 2 * 18 * 9 * 8)  # two images per block
+    monkeypatch.setattr(conv_base_module, "COLUMN_BUDGET", 2 * 36 * 9 * 8)  # two images per block
     blocked, bottom2, top2 = make_layer(text, [x])
     assert blocked.block == 2
     (y,) = run_forward(blocked, bottom2, top2)
@@ -270,3 +270,128 @@ def test_no_spatial_axes_is_a_fully_connected_layer_over_channels():
     (y,) = run_forward(layer, bottom, top)
     np.testing.assert_allclose(y, x @ layer.params[0].data.T + layer.params[1].data, rtol=1e-12)
     check_gradients(layer, bottom, top)
+
+
+# -- the depthwise fast path (group == channels): against the general im2col path and the direct sums ----------
+# (input shape, num_output, options text, pad, stride, dilation)
+DEPTHWISE_CASES = [
+    ((2, 3, 6, 7), 3, "kernel_size: 3 pad: 1", 1, 1, 1),  # stride 1: the wide layout
+    ((2, 3, 6, 7), 6, "kernel_size: 3 pad: 1", 1, 1, 1),  # two filters per channel
+    ((1, 4, 9, 8), 4, "kernel_size: 3 stride: 2 pad: 1", 1, 2, 1),  # strided: exact windows
+    ((1, 2, 7, 9), 6, "kernel_size: 3 stride: 2", 0, 2, 1),
+    ((2, 2, 9, 9), 4, "kernel_size: 3 dilation: 2 pad: 2", 2, 1, 2),
+    ((1, 3, 8, 7), 3, "kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0", (1, 0), (2, 1), 1),
+    ((2, 3, 5, 5), 3, "kernel_size: 1", 0, 1, 1),
+    ((2, 3, 5, 5), 3, "kernel_size: 1 pad: 1", 1, 1, 1),
+    ((2, 2, 4, 6), 2, "kernel_size: 2 stride: 2", 0, 2, 1),  # disjoint windows
+    ((2, 3, 5, 6), 3, "kernel_size: [5, 2] pad: [1, 0]", (1, 0), 1, 1),
+]
+
+
+def depthwise_pair(text, x, dtype=np.float64):
+    """The same layer (same weights) twice: with the fast path, and forced onto the general path."""
+    fast = make_layer(text, [x], dtype=dtype)
+    general = make_layer(text, [x], dtype=dtype)
+    assert fast[0].depthwise
+    general[0].depthwise = False
+    return fast, general
+
+
+def assert_paths_agree(fast, general, rtol=1e-12, atol=1e-12):
+    outputs = [run_forward(*layers)[0] for layers in (fast, general)]
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=rtol, atol=atol)
+    top_grad = np.random.default_rng(11).normal(size=outputs[0].shape)
+    grads = []
+    for layer, bottom, top in (fast, general):
+        top[0].grad[...] = top_grad
+        layer.backward(top, [True], bottom)
+        grads.append([bottom[0].grad.copy()] + [p.grad.copy() for p in layer.params])
+    for got, want in zip(*grads):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+    return outputs[0]
+
+
+def depthwise_id(case):
+    return f"{case[0]}-out{case[1]}-{case[2]}".replace(" ", "")
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=depthwise_id)
+def test_depthwise_fast_path_matches_general_path_and_direct_sums(case):
+    shape, num_output, options, pad, stride, dilation = case
+    x = np.random.default_rng(12).normal(size=shape)
+    text = conv_text(f"num_output: {num_output} group: {shape[1]} {options}")
+    fast, general = depthwise_pair(text, x)
+    y = assert_paths_agree(fast, general)
+    layer = fast[0]
+    assert layer.params[0].shape[:2] == (num_output, 1)
+    expected = reference(x, layer.params[0].data, layer.params[1].data, per_axis(pad), per_axis(stride),
+                         per_axis(dilation), shape[1])
+    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_CASES[:6], ids=depthwise_id)
+def test_depthwise_gradients(case):
+    shape, num_output, options, *_ = case
+    x = np.random.default_rng(13).normal(size=(1,) + shape[1:])
+    layer, bottom, top = make_layer(conv_text(f"num_output: {num_output} group: {shape[1]} {options}"), [x])
+    assert layer.depthwise
+    check_gradients(layer, bottom, top)
+
+
+@pytest.mark.parametrize("options", ["kernel_size: 3 pad: 1", "kernel_size: 3 stride: 2 pad: 1"])
+def test_depthwise_row_blocks_give_the_same_result(monkeypatch, options):
+    x = np.random.default_rng(14).normal(size=(3, 4, 7, 6))
+    text = conv_text(f"num_output: 8 group: 4 {options}")
+    whole, general = depthwise_pair(text, x)
+    assert len(whole[0]._row_blocks) == 1
+    monkeypatch.setattr(conv_base_module, "DEPTHWISE_BLOCK", 50)  # a few (image, channel) rows per block
+    blocked, _ = depthwise_pair(text, x)
+    assert len(blocked[0]._row_blocks) > 2
+    assert_paths_agree(blocked, general)
+
+
+def test_depthwise_in_one_and_three_spatial_axes():
+    for shape, options, pad, dilation in [
+        ((2, 3, 9), "kernel_size: 3 pad: 1", (1,), (1,)),
+        ((1, 2, 4, 5, 4), "kernel_size: [2, 3, 2] pad: [1, 1, 0] dilation: [1, 1, 2]", (1, 1, 0), (1, 1, 2)),
+    ]:
+        x = np.random.default_rng(15).normal(size=shape)
+        fast, general = depthwise_pair(conv_text(f"num_output: {2 * shape[1]} group: {shape[1]} {options}"), x)
+        y = assert_paths_agree(fast, general)
+        layer = fast[0]
+        expected = reference(x, layer.params[0].data, layer.params[1].data, pad, (1,) * len(pad), dilation, shape[1])
+        np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+        check_gradients(*make_layer(conv_text(f"num_output: {shape[1]} group: {shape[1]} {options}"), [x]))
+
+
+def test_depthwise_with_batch_axes_several_bottoms_and_float32():
+    rng = np.random.default_rng(16)
+    x = rng.normal(size=(2, 3, 4, 5, 6))  # channels on axis 2
+    fast, general = depthwise_pair(conv_text("num_output: 4 group: 4 kernel_size: 3 pad: 1 axis: 2"), x)
+    assert fast[2][0].shape == (2, 3, 4, 5, 6)
+    assert_paths_agree(fast, general)
+    xs = [rng.normal(size=(2, 3, 5, 5)) for _ in range(2)]
+    text = conv_text("num_output: 3 group: 3 kernel_size: 3 pad: 1", tops=["y0", "y1"])
+    layer, bottom, top = make_layer(text, xs)
+    assert layer.depthwise
+    for x, y in zip(xs, run_forward(layer, bottom, top)):
+        expected = reference(x, layer.params[0].data, layer.params[1].data, (1, 1), (1, 1), (1, 1), 3)
+        np.testing.assert_allclose(y, expected, rtol=1e-12)
+    check_gradients(layer, bottom, top)
+    x = rng.normal(size=(2, 8, 9, 9))
+    fast, general = depthwise_pair(conv_text("num_output: 8 group: 8 kernel_size: 3 pad: 1"), x, dtype=np.float32)
+    y = assert_paths_agree(fast, general, rtol=1e-5, atol=1e-5)
+    assert y.dtype == np.float32 and fast[0].params[0].grad.dtype == np.float32 and fast[1][0].grad.dtype == np.float32
+
+
+def test_only_group_equal_to_channels_takes_the_fast_path():
+    for channels, group, expected in [(4, 4, True), (4, 2, False), (1, 1, False), (3, 1, False)]:
+        layer, _, _ = make_layer(conv_text(f"num_output: {2 * group} group: {group} kernel_size: 3"),
+                                 [np.ones((1, channels, 5, 5))])
+        assert layer.depthwise == expected
+
+
+def test_in_place_is_refused():
+    with pytest.raises(NetError, match="layer 'conv' \\(Convolution\\): cannot run in place"):
+        make_layer('name: "conv" type: "Convolution" bottom: "x" top: "x" convolution_param { num_output: 2 '
+                   'kernel_size: 1 }', [np.ones((1, 2, 3, 3))])

@@ -1,0 +1,341 @@
+"""What Convolution and Deconvolution share: options, geometry and the three products of one convolution.
+
+Both layers run the same underlying convolution (Caffe's BaseConvolutionLayer). Its "column side" is the blob that
+gets unfolded into columns (Caffe's conv_in_channels), its "output side" the other one (conv_out_channels):
+Convolution maps its bottom (column side) to its top, Deconvolution runs the same convolution transposed, from its
+bottom (output side) to its top. Three products cover every forward and backward of both layers:
+    apply       y = W * x            column side -> output side: im2col, then one matrix product per group
+    transpose   x = W^T * y          output side -> column side: one matrix product per group, then col2im
+    weight      W.grad += y (*) x    correlation of an output-side blob with a column-side blob
+When each group reads a single column-side channel (group == conv_in_channels: depthwise), they are computed
+without columns, as a sum over kernel offsets of shifted slices times per-channel weights.
+"""
+
+import numpy as np
+
+from caffelite.errors import NetError, ShapeError
+from caffelite.fillers import fill
+from caffelite.function import Function
+from caffelite.layers._axis import canonical_axis, count
+from caffelite.layers._conv_geometry import read_geometry, windows_are_disjoint
+from caffelite.layers._im2col import (
+    BorderedInput,
+    Workspace,
+    add_into,
+    interior,
+    kernel_offsets,
+    offset_slices,
+    window_view,
+)
+from caffelite.layers._in_place import refuse_in_place
+
+# Upper bound on the column matrix (bytes). Bigger batches are processed in blocks of whole images so that
+# memory stays bounded; below the bound the whole batch is one matrix product.
+COLUMN_BUDGET = 1 << 27
+# Elements per block of the depthwise path: about an L2 cache, so every kernel offset finds its block in cache.
+DEPTHWISE_BLOCK = 1 << 16
+
+
+class ConvolutionBase(Function):
+    """Options and products of a convolution; `transposed` says whether the bottom is the output side."""
+
+    min_bottom = 1
+    min_top = 1
+    transposed = False
+
+    def check_blob_counts(self, num_bottom, num_top):
+        super().check_blob_counts(num_bottom, num_top)
+        if num_bottom != num_top:
+            raise NetError(
+                f"{self.describe()}: expects as many tops as bottoms, got {num_bottom} bottoms and {num_top} tops"
+            )
+
+    # -- setup ------------------------------------------------------------------------------------
+    def setup(self, bottom, top):
+        refuse_in_place(self, bottom, top)
+        conv = self.param.convolution_param
+        self.axis = canonical_axis(self, conv.axis, bottom[0].num_axes)
+        self.num_spatial = bottom[0].num_axes - self.axis - 1
+        self.kernel, self.stride, self.pad, self.dilation = geometry = read_geometry(self, conv, self.num_spatial)
+        # Windows that cannot overlap let col2im store instead of add.
+        self._disjoint = windows_are_disjoint(geometry)
+        self.channels = bottom[0].shape[self.axis]
+        self.num_output = conv.num_output
+        self.group = conv.group
+        self._check_channels()
+        if self.transposed:
+            self.col_channels, self.out_channels = self.num_output, self.channels
+        else:
+            self.col_channels, self.out_channels = self.channels, self.num_output
+        self.bias_term = conv.bias_term
+        weight_shape = (self.out_channels, self.col_channels // self.group) + self.kernel
+        fill(self.new_param(weight_shape).data, conv.weight_filler)
+        if self.bias_term:
+            fill(self.new_param((self.num_output,)).data, conv.bias_filler)
+        self.depthwise = self.group > 1 and self.group == self.col_channels
+        self.multiplier = self.out_channels // self.group
+        self._bordered = BorderedInput(fill=0)
+        self._work = Workspace()
+
+    def _check_channels(self):
+        if self.num_output <= 0:
+            raise NetError(f"{self.describe()}: num_output must be positive, got {self.num_output}")
+        if self.group <= 0:
+            raise NetError(f"{self.describe()}: group must be positive, got {self.group}")
+        if self.channels % self.group:
+            raise NetError(f"{self.describe()}: {self.channels} input channels do not split into {self.group} groups")
+        if self.num_output % self.group:
+            raise NetError(f"{self.describe()}: num_output {self.num_output} does not split into {self.group} groups")
+
+    # -- reshape ----------------------------------------------------------------------------------
+    def reshape(self, bottom, top):
+        shape = bottom[0].shape
+        if len(shape) != self.axis + 1 + self.num_spatial:
+            raise ShapeError(
+                f"{self.describe()}: input has {len(shape)} axes, set up for {self.axis + 1 + self.num_spatial}"
+            )
+        if shape[self.axis] != self.channels:
+            raise ShapeError(f"{self.describe()}: input has {shape[self.axis]} channels, the weights expect "
+                             f"{self.channels}")
+        for i, b in enumerate(bottom[1:], start=1):
+            if b.shape != shape:
+                raise ShapeError(f"{self.describe()}: bottom[{i}] has shape {b.shape}, bottom[0] has {shape}")
+        self.batch = count(shape, 0, self.axis)
+        self.in_shape = shape[self.axis + 1:]
+        self.out_shape = self._output_shape()
+        for t in top:
+            t.reshape(shape[: self.axis] + (self.num_output,) + self.out_shape)
+        # The underlying convolution's two sides, whichever of bottom and top they are.
+        if self.transposed:
+            self.col_shape, self.conv_shape = self.out_shape, self.in_shape
+        else:
+            self.col_shape, self.conv_shape = self.in_shape, self.out_shape
+        self.padded_shape = tuple(n + 2 * p for n, p in zip(self.col_shape, self.pad))
+        # Per kernel offset, the padded cells its windows read (one per output position).
+        self._cells = [offset_slices(offset, self.stride, self.dilation, self.conv_shape)
+                       for offset in kernel_offsets(self.kernel)]
+        column_bytes = (self.col_channels * count(self.kernel) * count(self.conv_shape)) * self.dtype.itemsize
+        self.block = max(1, min(self.batch, COLUMN_BUDGET // max(1, column_bytes)))
+        if self.depthwise:
+            self._plan_depthwise()
+
+    def _output_shape(self):
+        raise NotImplementedError(f"{type(self).__name__}._output_shape")
+
+    # -- the two sides as arrays ------------------------------------------------------------------
+    def _col_side(self, array):
+        """(batch, col_channels, *col_shape) view of a column-side blob."""
+        return array.reshape((self.batch, self.col_channels) + self.col_shape)
+
+    def _conv_side(self, array):
+        """(batch, out_channels, *conv_shape) view of an output-side blob."""
+        return array.reshape((self.batch, self.out_channels) + self.conv_shape)
+
+    # -- the products -----------------------------------------------------------------------------
+    def _col_pass(self, x, apply_to=None, bias=None, weight_grad_with=None, transpose_into=None):
+        """One pass over the column-side `x`: apply_to = W * x (+ bias); W.grad += weight_grad_with (*) x; and
+        transpose_into = W^T * weight_grad_with (a convolution's backward: the columns of x are spent by then)."""
+        if self.depthwise:
+            self._depthwise_col_pass(x, apply_to, bias, weight_grad_with)
+            if transpose_into is not None:
+                self._depthwise_transpose_pass(weight_grad_with, transpose_into)
+            return
+        weight = self._grouped(self.params[0].data)
+        positions = count(self.conv_shape)
+        x_sum = self._column_sum() if transpose_into is not None else None
+        for start, cols in self._column_blocks(x):
+            n = cols.shape[1 + self.num_spatial]
+            columns = cols.reshape(self.group, weight.shape[2], n * positions)
+            if weight_grad_with is not None:
+                y = self._grouped_block(weight_grad_with, start, n)
+                self._grouped(self.params[0].grad)[...] += np.matmul(y, columns.swapaxes(1, 2))
+            if apply_to is not None:
+                out = self._work.get("out", (self.group, weight.shape[1], columns.shape[2]), self.dtype)
+                np.matmul(weight, columns, out=out)
+                # (O, n, P) back to (n, O, P), adding the bias in the same pass.
+                out = out.reshape(self.out_channels, n, positions).swapaxes(0, 1)
+                target = apply_to.reshape(self.batch, self.out_channels, positions)[start:start + n]
+                if bias is None:
+                    target[...] = out
+                else:
+                    np.add(out, bias[:, None], out=target)
+            if x_sum is not None:
+                self._transpose_block(y, cols, x_sum[:, start:start + n])
+        if x_sum is not None:
+            self._store_column_sum(x_sum, transpose_into)
+
+    def _transpose_pass(self, y, x_out):
+        """x_out (column side) = W^T * y (output side)."""
+        if self.depthwise:
+            self._depthwise_transpose_pass(y, x_out)
+            return
+        x_sum = self._column_sum()
+        for start in range(0, self.batch, self.block):
+            n = min(self.block, self.batch - start)
+            cols = self._work.get("cols", (self.col_channels,) + self.kernel + (n,) + self.conv_shape, self.dtype)
+            self._transpose_block(self._grouped_block(y, start, n), cols, x_sum[:, start:start + n])
+        self._store_column_sum(x_sum, x_out)
+
+    def _transpose_block(self, y, cols, x_sum):
+        """x_sum += col2im(W^T y) for one block of images, y as (g, O/g, n * P); `cols` is the scratch."""
+        weight_t = self._grouped(self.params[0].data).swapaxes(1, 2)
+        np.matmul(weight_t, y, out=cols.reshape(self.group, weight_t.shape[1], y.shape[2]))
+        self._add_columns(cols, x_sum)
+
+    def _column_sum(self):
+        """Where col2im sums: channels first (the column layout), with the padding border."""
+        return self._work.zeros("x_sum", (self.col_channels, self.batch) + self.padded_shape, self.dtype)
+
+    def _store_column_sum(self, x_sum, x_out):
+        x_out[...] = x_sum[(Ellipsis,) + interior(self.pad, self.col_shape)].swapaxes(0, 1)
+
+    def _grouped(self, weight):
+        """W (O, C/g, *k) as (g, O/g, C/g * K): one matrix per group."""
+        return weight.reshape(self.group, self.out_channels // self.group, -1)
+
+    def _grouped_block(self, y, start, n):
+        """Images [start, start + n) of an output-side blob as (g, O/g, n * P), one matrix per group."""
+        flat = y.reshape(self.batch, self.out_channels, -1)
+        block = self._work.get("y_block", (self.out_channels, n, flat.shape[2]), self.dtype)
+        block[...] = flat[start:start + n].swapaxes(0, 1)
+        return block.reshape(self.group, -1, n * flat.shape[2])
+
+    # -- im2col / col2im --------------------------------------------------------------------------
+    def _column_blocks(self, data):
+        """Yield (start, columns) over blocks of images; columns[c, *k, i, *p] = padded x[start + i, c, p*s + k*d],
+        so (C*K, n*P) in memory: one matrix product covers every image of the block and, reshaped, every group."""
+        padded = self._bordered.load(data, self.pad, self.padded_shape)
+        spatial = self.num_spatial
+        # window_view gives (n, C, *k, *p); the column layout wants (C, *k, n, *p).
+        order = (1,) + tuple(range(2, 2 + spatial)) + (0,) + tuple(range(2 + spatial, 2 + 2 * spatial))
+        for start in range(0, self.batch, self.block):
+            block = padded[start:start + self.block]
+            windows = window_view(block, self.kernel, self.stride, self.dilation, self.conv_shape)
+            cols = self._work.get("cols", (self.col_channels,) + self.kernel + (len(block),) + self.conv_shape,
+                                  self.dtype)
+            np.copyto(cols, windows.transpose(order))
+            yield start, cols
+
+    def _add_columns(self, cols, x_sum):
+        """col2im: add column values (C, *k, n, *p) into x_sum (C, n, *padded), one strided slice per kernel offset."""
+        for offset, cells in zip(kernel_offsets(self.kernel), self._cells):
+            add_into(x_sum[(slice(None), slice(None)) + cells], cols[(slice(None),) + offset], self._disjoint)
+
+    # -- depthwise: no columns, a sum over kernel offsets -------------------------------------------
+    def _plan_depthwise(self):
+        """How each kernel offset reads the padded (image, channel) rows.
+
+        With stride 1 on every axis the "wide" layout is used: outputs are computed at every padded position of
+        the axes after the first, so one kernel offset reads one contiguous run of each flat padded row (long
+        inner loops; the extra positions are cropped away, and a tail past the buffer keeps the last run in
+        range: each offset's view spans whole rows). Otherwise each offset reads an exact strided window.
+        """
+        self._rows = self.batch * self.group
+        self._row_size = count(self.padded_shape)
+        self._wide = all(s == 1 for s in self.stride)
+        if self._wide:
+            steps = [count(self.padded_shape, i + 1) for i in range(self.num_spatial)]
+            extents = [d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation)]
+            self._wide_shape = self.conv_shape[:1] + self.padded_shape[1:]
+            self._positions = (count(self._wide_shape),)
+            self._tail = sum((e - 1) * step for e, step in zip(extents, steps))
+            self._starts = [
+                sum(k * d * step for k, d, step in zip(offset, self.dilation, steps))
+                for offset in kernel_offsets(self.kernel)
+            ]
+            self._valid = (slice(None), slice(None), slice(None)) + tuple(slice(0, n) for n in self.conv_shape[1:])
+        else:
+            self._positions = self.conv_shape
+            self._tail = 0
+        # Row blocks small enough to stay in cache through every kernel offset.
+        self._block_rows = min(self._rows, max(1, DEPTHWISE_BLOCK // max(1, self.multiplier * count(self._positions))))
+        self._row_blocks = [(start, min(start + self._block_rows, self._rows))
+                            for start in range(0, self._rows, self._block_rows)]
+
+    def _offset_reads(self, flat):
+        """For each kernel offset, the (rows, *positions) view of the flat padded rows it reads."""
+        if self._wide:
+            length = self._positions[0]
+            return [
+                flat[start:start + self._rows * self._row_size].reshape(self._rows, self._row_size)[:, :length]
+                for start in self._starts
+            ]
+        rows = flat[:self._rows * self._row_size].reshape((self._rows,) + self.padded_shape)
+        return [rows[(slice(None),) + cells] for cells in self._cells]
+
+    def _depthwise_weights(self, array):
+        """W (g * m, 1, *k) as (rows, m, K): the m filters of each (image, channel) row, batch after batch."""
+        weight = array.reshape(self.group, self.multiplier, -1)
+        return np.broadcast_to(weight, (self.batch,) + weight.shape).reshape(self._rows, self.multiplier, -1)
+
+    def _spread(self, values):
+        """Per-row values, (r,) or (r, m), shaped to broadcast against (r, *positions) or (r, m, *positions)."""
+        return values.reshape(values.shape + (1,) * len(self._positions))
+
+    def _to_positions(self, y):
+        """An output-side blob as (rows, m, *positions), zero at the wide layout's extra positions."""
+        split = (self._rows, self.multiplier)
+        if not self._wide:
+            return y.reshape(split + self.conv_shape)
+        wide = self._work.zeros("wide_in", split + self._positions, self.dtype)
+        wide.reshape(split + self._wide_shape)[self._valid] = y.reshape(split + self.conv_shape)
+        return wide
+
+    def _depthwise_col_pass(self, x, apply_to, bias, weight_grad_with):
+        flat = self._bordered.load_flat(x, self.pad, self.padded_shape, self._tail)
+        reads = self._offset_reads(flat)
+        weight = self._depthwise_weights(self.params[0].data)
+        shape = (self._rows, self.multiplier) + self._positions
+        y = None
+        if apply_to is not None:
+            y = self._work.get("wide_out", shape, self.dtype) if self._wide else apply_to.reshape(shape)
+        dy = self._to_positions(weight_grad_with) if weight_grad_with is not None else None
+        row_grad = self._work.get("row_grad", weight.shape, self.dtype) if dy is not None else None
+        term = self._work.get("term", (self._block_rows,) + shape[1:], self.dtype)
+        for start, stop in self._row_blocks:
+            part = term[:stop - start]
+            for index, read in enumerate(reads):
+                window = read[start:stop, None]
+                if y is not None:
+                    tap = self._spread(weight[start:stop, :, index])
+                    if index == 0:
+                        np.multiply(window, tap, out=y[start:stop])
+                    else:
+                        np.multiply(window, tap, out=part)
+                        y[start:stop] += part
+                if dy is not None:
+                    row_grad[start:stop, :, index] = np.matmul(
+                        dy[start:stop].reshape(stop - start, self.multiplier, -1),
+                        window.reshape(stop - start, -1, 1))[..., 0]
+        if y is not None:
+            self._finish_output(y, apply_to, bias)
+        if dy is not None:
+            per_channel = row_grad.reshape(self.batch, self.group, self.multiplier, -1).sum(axis=0)
+            self.params[0].grad.reshape(per_channel.shape)[...] += per_channel
+
+    def _finish_output(self, y, apply_to, bias):
+        target = apply_to.reshape((self._rows, self.multiplier) + self.conv_shape)
+        if self._wide:
+            target[...] = y.reshape((self._rows, self.multiplier) + self._wide_shape)[self._valid]
+        if bias is not None:
+            apply_to.reshape(self.batch, self.out_channels, -1)[...] += bias[:, None]
+
+    def _depthwise_transpose_pass(self, y, x_out):
+        weight = self._depthwise_weights(self.params[0].data)
+        dy = self._to_positions(y)
+        x_sum = self._work.zeros("x_sum", (self._rows * self._row_size + self._tail,), self.dtype)
+        reads = self._offset_reads(x_sum)
+        term = self._work.get("term", (self._block_rows,) + self._positions, self.dtype)
+        # Wide runs of different offsets overlap even where exact windows would not.
+        disjoint = self._disjoint and not self._wide
+        for start, stop in self._row_blocks:
+            part = term[:stop - start]
+            for index, read in enumerate(reads):
+                if self.multiplier == 1:
+                    np.multiply(dy[start:stop, 0], self._spread(weight[start:stop, 0, index]), out=part)
+                else:
+                    filters = dy[start:stop].reshape(stop - start, self.multiplier, -1)
+                    np.matmul(weight[start:stop, None, :, index], filters, out=part.reshape(stop - start, 1, -1))
+                add_into(read[start:stop], part, disjoint)
+        padded = x_sum[:self._rows * self._row_size].reshape((self.batch, self.group) + self.padded_shape)
+        x_out[...] = padded[(Ellipsis,) + interior(self.pad, self.col_shape)]
