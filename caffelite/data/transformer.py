@@ -41,7 +41,7 @@ class DataTransformer:
         if param.HasField("mean_file") and len(param.mean_value):
             raise CaffeliteError(f"{self._where}cannot specify mean_file and mean_value at the same time")
         self.mean_file = param.mean_file if param.HasField("mean_file") else None
-        self.mean = self._load_mean(self.mean_file).astype(self.dtype) if self.mean_file else None
+        self.mean = load_mean(self.mean_file, self._where).astype(self.dtype) if self.mean_file else None
         self.mean_values = np.array(param.mean_value, dtype=self.dtype) if len(param.mean_value) else None
         if self.needs_random and generator is None:
             raise CaffeliteError(f"{self._where}random crops/mirrors need a random generator")
@@ -132,16 +132,17 @@ class DataTransformer:
             )
         return channels, height, width
 
-    def _load_mean(self, path):
-        """The mean image (C, H, W) of a .binaryproto file (compute_image_mean writes it as 1 x C x H x W)."""
-        if not Path(path).is_file():
-            raise CaffeliteError(f"{self._where}mean_file '{path}' does not exist")
-        mean = read_binaryproto(path)
-        while mean.ndim > 3 and mean.shape[0] == 1:
-            mean = mean[0]
-        if mean.ndim != 3:
-            raise FileFormatError(
-                f"{self._where}mean_file '{path}' holds a blob of shape {mean.shape}, expected 1xCxHxW"
-            )
-        return mean
 
+def load_mean(path, where=""):
+    """The mean image (C, H, W) of a .binaryproto file (compute_image_mean writes it as 1 x C x H x W).
+
+    `where` (e.g. "layer 'data' (Data): ") starts any error message.
+    """
+    if not Path(path).is_file():
+        raise CaffeliteError(f"{where}mean_file '{path}' does not exist")
+    mean = read_binaryproto(path)
+    while mean.ndim > 3 and mean.shape[0] == 1:
+        mean = mean[0]
+    if mean.ndim != 3:
+        raise FileFormatError(f"{where}mean_file '{path}' holds a blob of shape {mean.shape}, expected 1xCxHxW")
+    return mean
