@@ -12,6 +12,7 @@ from caffelite.errors import CaffeliteError, NetError, ShapeError
 from caffelite.function import LAYERS
 from caffelite.io.binary import read_net, write_binary
 from caffelite.io.blob import array_to_blobproto, blobproto_to_array, legacy_shape_matches
+from caffelite.io.hdf5 import is_hdf5, read_weights_hdf5, write_weights_hdf5
 from caffelite.io.prototxt import read_net_text
 from caffelite.phase import PHASE_NAMES, TEST, TRAIN
 from caffelite.proto import caffe_pb2
@@ -117,7 +118,7 @@ class Net:
             message = str(error)
             if function.describe() not in message:
                 message = f"{function.describe()}: {message}"
-            raise type(error)(f"{self.source}: {message}") from None
+            raise type(error)(f"{self.source}: {message}") from error  # keeps a Python layer's traceback
 
     def _append_bottom(self, slot, index, name, available, where):
         if name not in available:
@@ -333,6 +334,13 @@ class Net:
         except ValueError:
             raise ShapeError(f"blob '{name}' has shape {target.shape}; got an array of shape {array.shape}") from None
 
+    def set_input_arrays(self, data, labels):
+        """pycaffe's: hand arrays to the MemoryData layer that must come first in the net."""
+        first = self._slots[0].function if self._slots else None
+        if first is None or first.type != "MemoryData":
+            raise NetError(f"{self.source}: set_input_arrays may only be called if the first layer is a MemoryData layer")
+        first.set_input_arrays(data, labels)
+
     def reshape(self):
         for slot in self._slots:
             slot.function.reshape(slot.bottom, slot.top)
@@ -342,29 +350,82 @@ class Net:
             tensor.grad[...] = 0
 
     # -- weights --------------------------------------------------------------------------------
-    def to_proto(self):
-        """The NetParameter with every layer's current blobs (Caffe's Net::ToProto, data only)."""
+    def to_proto(self, write_diff=False):
+        """The NetParameter with every layer's current blobs (Caffe's Net::ToProto); diffs too if `write_diff`."""
         param = caffe_pb2.NetParameter()
         param.name = self.name
         for slot in self._slots:
             layer = param.layer.add()
             layer.CopyFrom(slot.param)
             del layer.blobs[:]
-            layer.blobs.extend(array_to_blobproto(tensor.data) for tensor in slot.function.params)
+            layer.blobs.extend(
+                array_to_blobproto(tensor.data, tensor.grad if write_diff else None)
+                for tensor in slot.function.params
+            )
         return param
 
     def save(self, path):
         """Write the weights as a binary NetParameter (.caffemodel) that Caffe reads; atomic."""
         write_binary(self.to_proto(), path)
 
+    def save_hdf5(self, path, write_diff=False):
+        """Write the weights (and the diffs if `write_diff`) in Caffe's HDF5 layout (Net::ToHDF5); atomic."""
+        owners = {id(tensor) for tensor in self.learnable_params}
+        layers = [
+            (slot.param.name, [(t.data if id(t) in owners else None, t.grad) for t in slot.function.params])
+            for slot in self._slots
+        ]
+        write_weights_hdf5(path, layers, write_diff)
+
+    def load_hdf5(self, path):
+        """Caffe's CopyTrainedLayersFromHDF5: /data/<layer>/<i> into the layers of the same name.
+
+        A source layer may hold fewer blobs than its target only where the missing ones are shared from
+        another layer; shapes must be equal (no legacy 4-D alignment in HDF5).
+        """
+        label = str(path)
+        trained = read_weights_hdf5(path)
+        owners = {id(tensor) for tensor in self.learnable_params}
+        by_name = {}
+        for slot in self._slots:
+            by_name.setdefault(slot.param.name, slot)
+        for name, blobs in trained.items():
+            slot = by_name.get(name)
+            if slot is None:
+                log.info("Ignoring source layer %s", name)
+                continue
+            targets = slot.function.params
+            if len(blobs) > len(targets) or any(index >= len(targets) for index in blobs):
+                raise ShapeError(
+                    f"{label}: layer '{name}' has {len(blobs)} blobs; this net's layer '{name}' "
+                    f"({slot.param.type}) has {len(targets)}"
+                )
+            for index, tensor in enumerate(targets):
+                if index not in blobs:
+                    if id(tensor) in owners:
+                        raise ShapeError(f"{label}: layer '{name}' has no blob {index}, which this net's layer "
+                                         f"'{name}' ({slot.param.type}) needs")
+                    continue  # shared: its owner's blob is (or will be) loaded
+                source = blobs[index]
+                if source.shape != tensor.shape:
+                    raise ShapeError(
+                        f"{label}: cannot load param {index} of layer '{name}' from HDF5; shape mismatch. "
+                        f"Source shape is {source.shape}; target shape is {tensor.shape}."
+                    )
+                tensor.data[...] = source
+
     def copy_from(self, source):
         """Caffe's CopyTrainedLayersFrom: match layers by name, ignore unknown ones, require matching shapes.
 
-        `source`: a path to a .caffemodel (or several, comma separated) or a caffe_pb2.NetParameter.
+        `source`: a path to a .caffemodel or an HDF5 weights file (or several, comma separated) or a
+        caffe_pb2.NetParameter. A file is read as HDF5 when it carries the HDF5 signature, whatever its name.
         """
         if isinstance(source, (str, Path)) and "," in str(source):
             for part in str(source).split(","):
                 self.copy_from(part)
+            return
+        if isinstance(source, (str, Path)) and is_hdf5(source):
+            self.load_hdf5(source)
             return
         trained = source if isinstance(source, caffe_pb2.NetParameter) else read_net(source)
         label = source if isinstance(source, (str, Path)) else "<NetParameter>"

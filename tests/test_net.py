@@ -255,3 +255,21 @@ def test_constructor_forms_and_phase_check(tmp_path):
     assert legacy.phase == caffelite.TEST and "acc" in legacy.outputs
     with pytest.raises(caffelite.CaffeliteError, match="phase"):
         caffelite.Net(str(path), 7)
+
+
+def test_set_input_arrays_feeds_a_leading_memory_data_layer():
+    text = """
+    layer { name: "mem" type: "MemoryData" top: "data" top: "label"
+            memory_data_param { batch_size: 2 channels: 1 height: 1 width: 3 } }
+    layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param { num_output: 2 } }
+    layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
+    """
+    net = make_net(text)
+    data = np.arange(12, dtype=np.float64).reshape(4, 1, 1, 3)
+    net.set_input_arrays(data, np.array([0, 1, 1, 0]))
+    net.forward()
+    np.testing.assert_array_equal(net.blobs["data"].data, data[:2])
+    net.forward()
+    np.testing.assert_array_equal(net.blobs["label"].data.ravel(), [1, 0])
+    with pytest.raises(NetError, match="first layer is a MemoryData layer"):
+        make_net(MLP).set_input_arrays(data, np.zeros(4))

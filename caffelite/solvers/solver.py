@@ -11,6 +11,7 @@ from caffelite.errors import SolverError
 from caffelite.log import number as _fmt
 from caffelite.io.binary import read_solverstate, write_binary
 from caffelite.io.blob import array_to_blobproto, blobproto_to_array
+from caffelite.io.hdf5 import read_solverstate_hdf5, write_solverstate_hdf5
 from caffelite.io.prototxt import read_net_text, read_solver_text
 from caffelite.net import Net
 from caffelite.phase import TEST, TRAIN
@@ -27,16 +28,22 @@ NONE, STOP, SNAPSHOT = "none", "stop", "snapshot"
 
 
 class Solver:
-    """Common loop; subclasses give `history_count` and `compute_update_value` (the update rule)."""
+    """Common loop; subclasses give `history_count` and `compute_update_value` (the update rule).
+
+    `history` holds `history_count` blocks of one array per learnable param, block after block (Caffe's
+    history_ vector, and the order of SolverState.history): history[block * len(params) + index].
+    """
 
     history_count = 1
 
-    def __init__(self, solver, dtype=np.float32):
+    def __init__(self, solver, dtype=np.float32, source=None):
+        """`solver`: a solver prototxt path or a SolverParameter; `source` names it in errors (default: the path)."""
         self.param = solver if isinstance(solver, caffe_pb2.SolverParameter) else read_solver_text(solver)
-        self.source = str(solver) if isinstance(solver, (str, Path)) else "<SolverParameter>"
+        self.source = source or (str(solver) if isinstance(solver, (str, Path)) else "<SolverParameter>")
         self.dtype = np.dtype(dtype)
         if self.param.average_loss < 1:
             raise SolverError(f"{self.source}: average_loss must be at least 1")
+        self.check_param()
         if self.param.random_seed >= 0:
             set_random_seed(self.param.random_seed)
         self.net = Net(self._train_net_param(), dtype=self.dtype)
@@ -54,6 +61,13 @@ class Solver:
         self.smoothed_loss = 0.0
         self._losses = []
         log.info("Solver scaffolding done.")
+
+    def check_param(self):
+        """Refuse settings the update rule cannot work with (Caffe's constructor sanity checks); raise SolverError."""
+
+    def history_block(self, block, index):
+        """The history array of block `block` (0, 1, …) for learnable param `index`."""
+        return self.history[block * len(self.net.learnable_params) + index]
 
     # -- nets -----------------------------------------------------------------------------------
     def _train_net_param(self):
@@ -281,10 +295,24 @@ class Solver:
         return f"{self.param.snapshot_prefix}_iter_{self.iter}{extension}"
 
     def snapshot(self):
-        """Write {prefix}_iter_N.caffemodel then .solverstate, each atomically; returns the model path."""
+        """Write the weights then the solver state, each atomically, in snapshot_format; returns the model path.
+
+        BINARYPROTO: {prefix}_iter_N.caffemodel + .solverstate; HDF5: .caffemodel.h5 + .solverstate.h5.
+        The weights carry their diffs too when snapshot_diff is set.
+        """
+        p = self.param
+        write_diff = p.snapshot_diff
+        if p.snapshot_format == caffe_pb2.SolverParameter.HDF5:
+            model_file = self.snapshot_filename(".caffemodel.h5")
+            log.info("Snapshotting to HDF5 file %s", model_file)
+            self.net.save_hdf5(model_file, write_diff=write_diff)
+            state_file = self.snapshot_filename(".solverstate.h5")
+            log.info("Snapshotting solver state to HDF5 file %s", state_file)
+            write_solverstate_hdf5(state_file, self.iter, model_file, self.current_step, self.history)
+            return model_file
         model_file = self.snapshot_filename(".caffemodel")
         log.info("Snapshotting to binary proto file %s", model_file)
-        self.net.save(model_file)
+        write_binary(self.net.to_proto(write_diff=write_diff), model_file)
         state_file = self.snapshot_filename(".solverstate")
         log.info("Snapshotting solver state to binary proto file %s", state_file)
         state = caffe_pb2.SolverState(iter=self.iter, learned_net=model_file, current_step=self.current_step)
@@ -293,19 +321,34 @@ class Solver:
         return model_file
 
     def restore(self, state_file):
-        """Resume from a .solverstate (Caffe's or ours): iter, weights from learned_net, history, current_step."""
-        state = read_solverstate(state_file)
-        if len(state.history) != len(self.history):
+        """Resume from a solver state (Caffe's or ours): iter, weights from learned_net, history, current_step.
+
+        A name ending in .h5 is read as HDF5 (as Caffe decides), any other as a binary SolverState. Everything
+        is read and checked before the solver changes, so a refused state leaves it as it was.
+        """
+        state_file = str(state_file)
+        if state_file.endswith(".h5"):
+            state = read_solverstate_hdf5(state_file)
+            learned_net, history = state.learned_net, state.history
+            same_shape = True  # Caffe loads HDF5 history without reshaping: shapes must be equal
+        else:
+            state = read_solverstate(state_file)
+            learned_net = state.learned_net if state.HasField("learned_net") else None
+            history = [blobproto_to_array(blob) for blob in state.history]
+            same_shape = False  # Blob::FromProto reshapes: only the count has to agree
+        if len(history) != len(self.history):
             raise SolverError(
-                f"{state_file}: holds {len(state.history)} history blobs; this solver "
+                f"{state_file}: holds {len(history)} history blobs; this solver "
                 f"({self.param.type}) over this net needs {len(self.history)}"
             )
-        if state.learned_net:
-            self.net.copy_from(_resolve_beside(state.learned_net, state_file))
-        for target, blob in zip(self.history, state.history):
-            values = blobproto_to_array(blob)
-            if values.size != target.size:
-                raise SolverError(f"{state_file}: a history blob has {values.size} values, expected {target.size}")
+        for index, (target, values) in enumerate(zip(self.history, history)):
+            if values.size != target.size or (same_shape and values.shape != target.shape):
+                raise SolverError(
+                    f"{state_file}: history blob {index} has shape {values.shape}, expected {target.shape}"
+                )
+        if learned_net:
+            self.net.copy_from(_resolve_beside(learned_net, state_file))
+        for target, values in zip(self.history, history):
             target[...] = values.reshape(target.shape)
         self.iter = state.iter
         self.current_step = state.current_step
@@ -322,4 +365,4 @@ def _resolve_beside(path, state_file):
 def get_solver(path):
     """The solver its prototxt asks for (`type`, after upgrading the legacy solver_type)."""
     param = read_solver_text(path)
-    return SOLVERS.get(param.type)(param)
+    return SOLVERS.get(param.type)(param, source=str(path))
