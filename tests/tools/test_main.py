@@ -1,5 +1,6 @@
 """The `caffelite` command: gflags spellings, one-line errors, and train/test end to end on a tiny model."""
 
+import os
 import re
 import signal
 import subprocess
@@ -27,6 +28,9 @@ layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "acc" inc
 def test_single_dash_flags_become_double_dash():
     assert _double_dash(["-solver", "s.prototxt", "-weights=a,b", "-h", "--model", "-1"]) == [
         "--solver", "s.prototxt", "--weights=a,b", "-h", "--model", "-1",
+    ]
+    assert _double_dash(["-phase", "TEST", "-progress=off", "-allow_python_layers", "-iterations", "2"]) == [
+        "--phase", "TEST", "--progress=off", "--allow_python_layers", "--iterations", "2",
     ]
 
 
@@ -128,3 +132,121 @@ def test_convert_mnist_writes_an_lmdb_of_datum(tmp_path):
     datum = caffe_pb2.Datum.FromString(records[1][1])
     assert (datum.channels, datum.height, datum.width, datum.label) == (1, 3, 4, 3)
     assert datum.data == images[1].tobytes()
+
+
+GLOG = r"^I\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ \w+\.py:\d+\] "
+NUMBER = r"[\d.e+-]+"
+
+
+def test_time_benchmarks_each_layer_like_caffe(tmp_path):
+    (tmp_path / "net.prototxt").write_text(NET)
+    result = run_cli("time", "-model", str(tmp_path / "net.prototxt"), "-iterations", "3")
+    assert result.returncode == 0, result.stderr
+    log = result.stderr
+    assert re.search(GLOG + rf"Initial loss: {NUMBER}$", log, re.M)
+    assert re.search(GLOG + r"Testing for 3 iterations\.$", log, re.M)
+    for index in (1, 2, 3):
+        assert re.search(GLOG + rf"Iteration: {index} forward-backward time: {NUMBER} ms\.$", log, re.M)
+    layers = re.findall(GLOG + rf" *(\S+)\t(forward|backward): {NUMBER} ms\.$", log, re.M)
+    # TRAIN is the default phase (as in Caffe): the TEST-only Accuracy layer is not there
+    assert layers == [(name, way) for name in ("data", "ip", "loss") for way in ("forward", "backward")]
+    assert re.search(GLOG + r"      data\tforward: ", log, re.M)  # names right-aligned in 10 columns
+    assert re.search(GLOG + r"      data\tbackward: 0 ms\.$", log, re.M)  # a data layer has no backward
+    for summary in ("Average Forward pass", "Average Backward pass", "Average Forward-Backward", "Total Time"):
+        assert re.search(GLOG + rf"{summary}: {NUMBER} ms\.$", log, re.M), summary
+
+
+def test_time_honours_phase_and_weights(tiny_solver, tmp_path):
+    assert run_cli("train", "-solver", str(tiny_solver)).returncode == 0
+    result = run_cli(
+        "time", "--model", str(tmp_path / "net.prototxt"), "--phase", "TEST", "--iterations", "1",
+        "--weights", str(tmp_path / "tiny_iter_20.caffemodel"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"\]        acc\tforward: ", result.stderr, re.M)
+    assert run_cli("time", "--model", str(tmp_path / "net.prototxt"), "--phase", "VAL").returncode == 2
+
+
+def test_time_errors_are_one_line(tmp_path, capsys):
+    (tmp_path / "net.prototxt").write_text(NET)
+    assert main(["time", "--model", str(tmp_path / "net.prototxt"), "--iterations", "0"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["caffelite time: error: --iterations must be at least 1, got 0"]
+    assert main(["time", "--model", str(tmp_path / "net.prototxt"), "--weights", str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("caffelite time: error: ") and "none" in err[-1]
+
+
+def test_device_query_describes_the_cpu_and_blas():
+    result = run_cli("device_query")
+    assert result.returncode == 0, result.stderr
+    log = result.stderr
+    assert re.search(GLOG + r"CPU model: \S.*$", log, re.M)
+    assert re.search(GLOG + r"Logical cores: \d+ \(\d+ usable by this process\)$", log, re.M)
+    assert re.search(GLOG + rf"numpy: {re.escape(np.__version__)}$", log, re.M)
+    assert re.search(GLOG + r"BLAS: \S.*$", log, re.M) and re.search(GLOG + r"Threads: ", log, re.M)
+
+
+# -- Python layers run only with --allow_python_layers -----------------------------------------------
+USER_LAYER = """
+from caffelite.layers.python import Layer
+
+
+class Double(Layer):
+    def reshape(self, bottom, top):
+        top[0].reshape(bottom[0].shape)
+
+    def forward(self, bottom, top):
+        top[0].data[...] = 2 * bottom[0].data
+
+    def backward(self, top, propagate_down, bottom):
+        if propagate_down[0]:
+            bottom[0].grad[...] = 2 * top[0].grad
+"""
+
+
+@pytest.fixture
+def python_layer_model(tmp_path):
+    pytest.importorskip("caffelite.layers.python")
+    (tmp_path / "user_layers.py").write_text(USER_LAYER)
+    net = NET.replace(
+        'bottom: "data" top: "ip"',
+        'bottom: "doubled" top: "ip"',
+    ).replace(
+        'layer { name: "ip"',
+        'layer { name: "double" type: "Python" bottom: "data" top: "doubled" '
+        'python_param { module: "user_layers" layer: "Double" } }\nlayer { name: "ip"',
+    )
+    (tmp_path / "net.prototxt").write_text(net)
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(
+        f'net: "{tmp_path}/net.prototxt" base_lr: 0.1 lr_policy: "fixed" display: 0 max_iter: 2 '
+        f'snapshot_prefix: "{tmp_path}/py" random_seed: 1'
+    )
+    return tmp_path
+
+
+def run_with_user_code(folder, *args):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run(
+        [sys.executable, "-m", "caffelite_tools.main", *args], capture_output=True, text=True, timeout=120, env=env
+    )
+
+
+def test_python_layers_need_the_flag(python_layer_model):
+    model = str(python_layer_model / "net.prototxt")
+    refused = run_with_user_code(python_layer_model, "time", "-model", model, "-iterations", "1")
+    assert refused.returncode == 1 and "--allow_python_layers" in refused.stderr.strip().splitlines()[-1]
+    timed = run_with_user_code(python_layer_model, "time", "-model", model, "-iterations", "1", "-allow_python_layers")
+    assert timed.returncode == 0, timed.stderr
+    assert re.search(r"\]     double\tbackward: ", timed.stderr, re.M)
+    solver = str(python_layer_model / "solver.prototxt")
+    assert run_with_user_code(python_layer_model, "train", "-solver", solver).returncode == 1
+    trained = run_with_user_code(python_layer_model, "train", "-solver", solver, "--allow_python_layers")
+    assert trained.returncode == 0, trained.stderr
+    weights = str(python_layer_model / "py_iter_2.caffemodel")
+    tested = run_with_user_code(
+        python_layer_model, "test", "-model", model, "-weights", weights, "-iterations", "1", "-allow_python_layers"
+    )
+    assert tested.returncode == 0, tested.stderr
+    assert "Batch 0, acc = " in tested.stderr
