@@ -7,6 +7,7 @@ A Datum holds one (C, H, W) item: uint8 pixels in `data` (channels in BGR order 
 import io
 
 import numpy as np
+from PIL import Image
 
 from caffelite.errors import CaffeliteError, FileFormatError
 from caffelite.proto import caffe_pb2
@@ -31,7 +32,7 @@ def array_to_datum(arr, label=None):
 def datum_to_array(datum, force_color=False, force_gray=False):
     """The Datum's item as a (C, H, W) array: uint8 for `data`, float32 for `float_data`.
 
-    Encoded datums are decoded with Pillow when it is installed (BGR channel order, as OpenCV gives Caffe);
+    Encoded datums are decoded with Pillow (BGR channel order, as OpenCV gives Caffe);
     `force_color` / `force_gray` ask for 3 / 1 channels and only matter for encoded datums.
     """
     if datum.encoded:
@@ -53,12 +54,6 @@ def decode_image(data, force_color=False, force_gray=False):
     """Compressed image bytes (JPEG, PNG, ...) -> (C, H, W) uint8 in BGR order, or (1, H, W) for grey images."""
     if force_color and force_gray:
         raise CaffeliteError("cannot set both force_color and force_gray")
-    try:
-        from PIL import Image
-    except ImportError:
-        raise CaffeliteError(
-            "this datum holds an encoded (compressed) image; decoding it needs Pillow (pip install Pillow)"
-        ) from None
     try:
         image = Image.open(io.BytesIO(data))
         image.load()

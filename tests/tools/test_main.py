@@ -207,7 +207,6 @@ class Double(Layer):
 
 @pytest.fixture
 def python_layer_model(tmp_path):
-    pytest.importorskip("caffelite.layers.python")
     (tmp_path / "user_layers.py").write_text(USER_LAYER)
     net = NET.replace(
         'bottom: "data" top: "ip"',
