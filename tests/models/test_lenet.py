@@ -1,6 +1,8 @@
 """models/lenet: the deploy net scores a real Caffe-trained LeNet, and the train/test net trains from scratch."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +75,21 @@ def test_lenet_trains_from_its_solver(mnist_lmdbs, tmp_path):
     images, labels = mnist_test_set()
     predicted = deploy.forward(data=images[:64])["prob"].argmax(axis=1)
     assert np.mean(predicted == labels[:64]) >= 0.9
+
+
+def test_caffelite_time_on_lenet_prints_the_per_layer_table_and_summary(mnist_lmdbs, tmp_path):
+    # The prototxt reads models/lenet/mnist_*_lmdb relative to the working directory, as Caffe's do.
+    (tmp_path / "models" / "lenet").mkdir(parents=True)
+    for name in ("mnist_train_lmdb", "mnist_test_lmdb"):
+        (tmp_path / "models" / "lenet" / name).symlink_to(mnist_lmdbs / name)
+    result = subprocess.run(
+        [sys.executable, "-m", "caffelite_tools.main", "time", "-model", str(LENET / "lenet_train_test.prototxt"),
+         "-iterations", "2"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    timed = re.findall(r"\] +(\w+)\t(forward|backward): [\d.e+-]+ ms\.$", result.stderr, re.M)
+    layers = ["mnist", "conv1", "pool1", "conv2", "pool2", "ip1", "relu1", "ip2", "loss"]
+    assert timed == [(name, way) for name in layers for way in ("forward", "backward")]
+    for summary in ("Average Forward pass", "Average Backward pass", "Average Forward-Backward", "Total Time"):
+        assert re.search(rf"\] {summary}: [\d.e+-]+ ms\.$", result.stderr, re.M)
