@@ -37,6 +37,17 @@ def run_forward(layer, bottom, top, seed=1701):
     return [t.data.copy() for t in top]
 
 
+def check_float32_backward(layer, bottom, top):
+    """Backward of a one-bottom float32 layer: propagate_down False leaves the bottom grad alone; True writes it
+    in float32."""
+    top[0].grad[...] = 1
+    bottom[0].grad[...] = 7
+    layer.backward(top, [False], bottom)
+    assert np.all(bottom[0].grad == 7)
+    layer.backward(top, [True], bottom)
+    assert bottom[0].grad.dtype == np.float32
+
+
 def check_gradients(layer, bottom, top, check_bottom=None, step=1e-6, tolerance=1e-6, seed=1701):
     """Compare backward() with central finite differences of f = sum_i <W_i, top_i> for fixed random W_i.
 

@@ -13,6 +13,7 @@ import pytest
 
 from caffelite import log as glog
 from caffelite import progress
+from cli_helpers import tiny_net, write_model
 
 GLOG_LINE = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ [\w.]+:\d+\] .*")
 STATUS = re.compile(r"iter \d+/\d+( \d+\.\d%)?( \| [\d.e+]+ iter/s)?( \| ETA \d+:\d\d:\d\d)? \| loss \S+")
@@ -180,26 +181,11 @@ def test_attach_does_nothing_when_the_log_goes_to_a_file(tmp_path):
 
 
 # -- end to end, through the `caffelite train` command --------------------------------------------
-NET = """
-name: "tiny"
-layer { name: "data" type: "DummyData" top: "data" top: "label"
-        dummy_data_param { shape { dim: 8 dim: 4 } shape { dim: 8 }
-                           data_filler { type: "gaussian" } data_filler { type: "constant" value: 1 } } }
-layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
-        inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
-layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
-"""
-
-
 @pytest.fixture
 def solver_file(tmp_path):
-    (tmp_path / "net.prototxt").write_text(NET)
-    solver = tmp_path / "solver.prototxt"
-    solver.write_text(
-        f'net: "{tmp_path}/net.prototxt" base_lr: 0.1 lr_policy: "fixed" display: 10 max_iter: 60 '
-        f'snapshot_after_train: false random_seed: 1'
-    )
-    return solver
+    return write_model(tmp_path, tiny_net(batch=8, accuracy=False),
+                       'base_lr: 0.1 lr_policy: "fixed" display: 10 max_iter: 60 snapshot_after_train: false '
+                       'random_seed: 1')
 
 
 def train_on_a_terminal(solver, *flags):

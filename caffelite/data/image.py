@@ -5,12 +5,11 @@ OpenCV's bilinear resize (pixel centres aligned, edges clamped, no anti-aliasing
 ReadImageToCVMat and WindowData use.
 """
 
-from pathlib import Path
-
 import numpy as np
 
 from caffelite.data.datum import decode_image
 from caffelite.errors import CaffeliteError, FileFormatError
+from caffelite.io.files import read_data_file
 
 # OpenCV interpolates uint8 images in fixed point: weights are multiples of 1/2048 (INTER_RESIZE_COEF_BITS = 11).
 _COEF_BITS = 11
@@ -20,13 +19,7 @@ _COEF_SCALE = 1 << _COEF_BITS
 def read_image(path, height=0, width=0, is_color=True, where=""):
     """The image file at `path` as (3, H, W) BGR (or (1, H, W) grey when not `is_color`), like cv::imread;
     resized to height x width when both are positive (Caffe's ReadImageToCVMat)."""
-    prefix = f"{where}: " if where else ""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise CaffeliteError(f"{prefix}image file '{path}' does not exist") from None
-    except OSError as error:
-        raise CaffeliteError(f"{prefix}cannot read image file '{path}': {error.strerror or error}") from None
+    data = read_data_file(path, "image file", where)
     return decode_file_bytes(data, path, height, width, is_color, where)
 
 

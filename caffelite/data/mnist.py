@@ -16,6 +16,7 @@ import numpy as np
 
 from caffelite.data import db
 from caffelite.errors import CaffeliteError, FileFormatError
+from caffelite.io.files import read_data_file
 from caffelite.proto import caffe_pb2
 
 IMAGE_MAGIC = 2051  # IDX: unsigned bytes, 3 dimensions (count, rows, cols)
@@ -115,12 +116,7 @@ def _read_idx(path, magic, num_dims, kind):
 
 
 def _read_maybe_gzipped(path):
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise CaffeliteError(f"MNIST file '{path}' does not exist") from None
-    except OSError as error:
-        raise CaffeliteError(f"cannot read MNIST file '{path}': {error.strerror or error}") from None
+    data = read_data_file(path, "MNIST file")
     if data[:2] != _GZIP_MAGIC:
         return data
     try:

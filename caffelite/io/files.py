@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from pathlib import Path
 
 from caffelite.errors import CaffeliteError, FileFormatError
 
@@ -24,6 +25,27 @@ def read_bytes(path, max_bytes=PROTOBUF_MAX_BYTES):
         raise CaffeliteError(f"{name}: is a directory, not a file") from None
     except OSError as exc:
         raise CaffeliteError(f"{name}: cannot read ({exc.strerror or exc})") from exc
+
+
+def read_data_file(path, what, where=""):
+    """The bytes of `path`, or a CaffeliteError that calls it `what` ("image file", ...), after `where` if given."""
+    prefix = f"{where}: " if where else ""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CaffeliteError(f"{prefix}{what} '{path}' does not exist") from None
+    except OSError as error:
+        raise CaffeliteError(f"{prefix}cannot read {what} '{path}': {error.strerror or error}") from None
+
+
+def read_text_file(path, what, where):
+    """The text of `path` (a list or window file), or a CaffeliteError that calls it `what`, after `where`."""
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        raise CaffeliteError(f"{where}: {what} '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise CaffeliteError(f"{where}: cannot read {what} '{path}': {error}") from None
 
 
 def atomic_write(path, data):

@@ -17,7 +17,7 @@ from caffelite.errors import NetError, ShapeError
 from caffelite.fillers import fill
 from caffelite.function import Function
 from caffelite.layers._axis import canonical_axis, count
-from caffelite.layers._conv_geometry import read_geometry, windows_are_disjoint
+from caffelite.layers._conv_geometry import check_num_axes, read_geometry, windows_are_disjoint
 from caffelite.layers._im2col import (
     BorderedInput,
     Workspace,
@@ -56,9 +56,10 @@ class ConvolutionBase(Function):
         conv = self.param.convolution_param
         self.axis = canonical_axis(self, conv.axis, bottom[0].num_axes)
         self.num_spatial = bottom[0].num_axes - self.axis - 1
-        self.kernel, self.stride, self.pad, self.dilation = geometry = read_geometry(self, conv, self.num_spatial)
+        self.geometry = read_geometry(self, conv, self.num_spatial)
+        self.kernel, self.stride, self.pad, self.dilation = self.geometry
         # Windows that cannot overlap let col2im store instead of add.
-        self._disjoint = windows_are_disjoint(geometry)
+        self._disjoint = windows_are_disjoint(self.geometry)
         self.channels = bottom[0].shape[self.axis]
         self.num_output = conv.num_output
         self.group = conv.group
@@ -90,10 +91,7 @@ class ConvolutionBase(Function):
     # -- reshape ----------------------------------------------------------------------------------
     def reshape(self, bottom, top):
         shape = bottom[0].shape
-        if len(shape) != self.axis + 1 + self.num_spatial:
-            raise ShapeError(
-                f"{self.describe()}: input has {len(shape)} axes, set up for {self.axis + 1 + self.num_spatial}"
-            )
+        check_num_axes(self, shape, self.axis, self.num_spatial)
         if shape[self.axis] != self.channels:
             raise ShapeError(f"{self.describe()}: input has {shape[self.axis]} channels, the weights expect "
                              f"{self.channels}")

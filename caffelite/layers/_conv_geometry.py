@@ -36,6 +36,12 @@ def output_shape(layer, geometry, in_shape):
     return tuple(out)
 
 
+def check_num_axes(layer, shape, axis, num_spatial):
+    """Raise unless `shape` still has the axes the layer was set up for: batch axes, channels, spatial axes."""
+    if len(shape) != axis + 1 + num_spatial:
+        raise ShapeError(f"{layer.describe()}: input has {len(shape)} axes, set up for {axis + 1 + num_spatial}")
+
+
 def windows_are_disjoint(geometry):
     """True when no two windows share a cell on any axis (stride >= extent), so col2im may store instead of add."""
     return all(s >= d * (k - 1) + 1 for k, s, d in zip(geometry.kernel, geometry.stride, geometry.dilation))

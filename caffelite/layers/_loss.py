@@ -1,10 +1,12 @@
-"""What loss layers (and Accuracy) share: Caffe's LossLayer contract, the normalizer rule, class-label handling."""
+"""What loss layers (and Accuracy) share: Caffe's LossLayer contract, the normalizer rule, class-label handling,
+and the softmax front end of SoftmaxWithLoss and InfogainLoss."""
 
 import numpy as np
 
 from caffelite.errors import ShapeError
 from caffelite.function import Function
 from caffelite.layers._axis import canonical_axis, count
+from caffelite.layers.softmax import softmax
 from caffelite.proto import caffe_pb2
 
 _MODE = caffe_pb2.LossParameter
@@ -79,3 +81,45 @@ def read_labels(layer, labels, classes, ignore):
     if bad.any():
         raise ShapeError(f"{layer.describe()}: label {values[bad][0]} is outside [0, {classes})")
     return np.where(valid, values, 0), valid
+
+
+class SoftmaxLoss(Loss):
+    """A loss on p = softmax(scores) along the class axis, one label per position off it; optional top[1] = p.
+
+    Subclasses set `self.ignore` and `self.mode` in setup and give the class axis.
+    """
+
+    exact_num_top = None
+    min_top = 1
+    max_top = 2
+
+    def class_axis(self):
+        raise NotImplementedError(f"{type(self).__name__}.class_axis")
+
+    def reshape(self, bottom, top):
+        super().reshape(bottom, top)
+        self.layout = label_layout(self, bottom[0], bottom[1], self.class_axis())
+        if len(top) > 1:
+            top[1].reshape(bottom[0].shape)
+
+    def softmax_and_labels(self, bottom):
+        """self.prob (outer, classes, inner), the labels (outer, inner) and the mask of counted ones."""
+        outer, classes, inner = self.layout
+        self.prob = softmax(bottom[0].data.reshape(outer, classes, inner), axis=1)
+        self.labels, self.valid = read_labels(self, bottom[1].data.reshape(outer, inner), classes, self.ignore)
+
+    def write_loss(self, top, loss):
+        """top[0] = the summed loss / normalizer; top[1] = p."""
+        top[0].data[...] = loss / self._normalizer()
+        if len(top) > 1:
+            top[1].data[...] = self.prob.reshape(top[1].shape)
+
+    def write_grad(self, grad, top, bottom):
+        """bottom[0].grad = grad (outer, classes, inner), 0 at ignored positions, times top.grad / normalizer."""
+        grad *= self.valid[:, None, :]
+        scale = float(top[0].grad) / self._normalizer()
+        bottom[0].grad[...] = (grad * scale).reshape(bottom[0].shape)
+
+    def _normalizer(self):
+        outer, _, inner = self.layout
+        return normalizer(self.mode, outer, inner, int(np.count_nonzero(self.valid)))

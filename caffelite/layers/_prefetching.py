@@ -1,4 +1,4 @@
-"""What ImageData and WindowData share: Caffe's BasePrefetchingDataLayer on caffelite's Prefetcher thread."""
+"""What Data, ImageData and WindowData share: Caffe's BasePrefetchingDataLayer on caffelite's Prefetcher thread."""
 
 import logging
 import weakref
@@ -24,7 +24,8 @@ class PrefetchingData(Function):
 
     Subclasses implement `make_loader(top)`: read the options, give the tops their setup shapes, and return a
     callable that produces one (data, labels) batch per call. The callable runs in the worker thread and must
-    hold no reference to the layer (so that garbage collection stops the thread). `close()` stops the thread.
+    hold no reference to the layer (so that garbage collection stops the thread). `close()` stops the thread,
+    then closes what `worker_resources()` names.
     """
 
     exact_num_bottom = 0
@@ -33,10 +34,14 @@ class PrefetchingData(Function):
         loader = self.make_loader(top)
         log.info("%s: output data size: %s", self.name, ",".join(str(d) for d in top[0].shape))
         self._prefetcher = Prefetcher(loader, depth=self.param.data_param.prefetch, name=f"caffelite-{self.name}")
-        self._close = weakref.finalize(self, self._prefetcher.close)
+        self._close = weakref.finalize(self, _shut_down, self._prefetcher, self.worker_resources())
 
     def make_loader(self, top):
         raise NotImplementedError(f"{type(self).__name__}.make_loader")
+
+    def worker_resources(self):
+        """What the loader reads from and the layer must close (after the worker, which may be mid-read)."""
+        return ()
 
     def reshape(self, bottom, top):
         """Nothing: forward gives the tops the shape of the batch it delivers."""
@@ -52,5 +57,11 @@ class PrefetchingData(Function):
             top[1].data[...] = labels
 
     def close(self):
-        """Stop the prefetch thread (idempotent)."""
+        """Stop the prefetch thread and close its resources (idempotent)."""
         self._close()
+
+
+def _shut_down(prefetcher, resources):
+    if prefetcher.close():
+        for resource in resources:
+            resource.close()

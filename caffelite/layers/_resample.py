@@ -50,6 +50,18 @@ class AxisResampling:
         return out
 
 
+def resize(rules, x):
+    """x (N, C, H, W) resampled by (row rule, column rule)."""
+    rows, cols = rules
+    return rows.apply(cols.apply(x, axis=3), axis=2)
+
+
+def resize_adjoint(rules, g):
+    """The transpose of resize: g (N, C, H_out, W_out) summed back onto the input grid."""
+    rows, cols = rules
+    return cols.adjoint(rows.adjoint(g, axis=2), axis=3)
+
+
 def _along(axis, ndim):
     """Broadcast shape for per-index weights along `axis`."""
     shape = [1] * ndim

@@ -17,7 +17,7 @@ class Convolution(ConvolutionBase):
     transposed = False
 
     def _output_shape(self):
-        return output_shape(self, (self.kernel, self.stride, self.pad, self.dilation), self.in_shape)
+        return output_shape(self, self.geometry, self.in_shape)
 
     def forward(self, bottom, top):
         bias = self.params[1].data if self.bias_term else None

@@ -1,24 +1,18 @@
 """Data: batches of Datum records read from an LMDB in key order, transformed, prefetched by a background thread."""
 
-import logging
-import weakref
-
 import numpy as np
 
 from caffelite.data.datum import datum_to_array
 from caffelite.data.db import open_db
-from caffelite.data.prefetch import Prefetcher
 from caffelite.data.transformer import DataTransformer, needs_random
 from caffelite.errors import FileFormatError, NetError
-from caffelite.function import Function, register_layer
+from caffelite.function import register_layer
+from caffelite.layers._prefetching import PrefetchingData, child_generator
 from caffelite.proto import caffe_pb2
-from caffelite.rng import rng
-
-log = logging.getLogger("caffelite")
 
 
 @register_layer("Data")
-class Data(Function):
+class Data(PrefetchingData):
     """top[0] = transform(next batch_size records), top[1] = their labels; wraps to the first record at the end.
 
     The first record fixes the item shape reported at setup; each batch then takes the shape of its own first
@@ -26,7 +20,6 @@ class Data(Function):
     early; it is also stopped when the layer is garbage-collected and at interpreter exit.
     """
 
-    exact_num_bottom = 0
     min_top = 1
     max_top = 2
 
@@ -34,54 +27,28 @@ class Data(Function):
         param = self.param.data_param
         if param.batch_size <= 0:
             raise NetError(f"{self.describe()}: data_param.batch_size must be positive, got {param.batch_size}")
-        self.output_labels = len(top) == 2
         self._db = open_db(param.source, param.backend, layer=self.describe())
         try:
-            self._prefetcher = self._start(param, top)
+            super().setup(bottom, top)
         except BaseException:
             self._db.close()
             raise
-        self._close = weakref.finalize(self, _shut_down, self._prefetcher, self._db)
 
-    def _start(self, param, top):
-        # Both draws come from caffelite's generator here, in the main thread, so a seeded run is repeatable;
-        # the worker then owns its own generator and never touches the shared one.
+    def make_loader(self, top):
+        param = self.param.data_param
         cursor = self._db.cursor(rand_skip=param.rand_skip)
         transform_param = self.param.transform_param
-        generator = None
-        if needs_random(transform_param, self.phase):
-            generator = np.random.default_rng(int(rng().integers(2**63)))
+        generator = child_generator() if needs_random(transform_param, self.phase) else None
         transformer = DataTransformer(transform_param, self.phase, generator, self.dtype, where=self.describe())
         loader = _BatchLoader(cursor, transformer, param.batch_size, param.source, self.describe())
         item_shape = transformer.output_shape(loader.decode(cursor.key, cursor.value).shape)
         top[0].reshape((param.batch_size,) + item_shape)
-        if self.output_labels:
+        if len(top) > 1:
             top[1].reshape(param.batch_size)
-        log.info("%s: output data size: %s", self.name, ",".join(str(d) for d in top[0].shape))
-        return Prefetcher(loader, depth=param.prefetch, name=f"caffelite-data-{self.name}")
+        return loader
 
-    def reshape(self, bottom, top):
-        """Nothing: forward gives the tops the shape of the batch it delivers."""
-
-    def forward(self, bottom, top):
-        if not self._close.alive:
-            raise NetError(f"{self.describe()}: the layer is closed")
-        data, labels = self._prefetcher.next()
-        top[0].reshape(data.shape)
-        top[0].data[...] = data
-        if self.output_labels:
-            top[1].reshape(labels.shape)
-            top[1].data[...] = labels
-
-    def close(self):
-        """Stop the prefetch thread and close the database (idempotent)."""
-        self._close()
-
-
-def _shut_down(prefetcher, db):
-    # Close the database only once the worker is gone: it may be in the middle of a read.
-    if prefetcher.close():
-        db.close()
+    def worker_resources(self):
+        return (self._db,)
 
 
 class _BatchLoader:

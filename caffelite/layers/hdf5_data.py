@@ -7,6 +7,7 @@ import numpy as np
 
 from caffelite.errors import CaffeliteError, FileFormatError, NetError
 from caffelite.function import Function, register_layer
+from caffelite.io.files import read_text_file
 from caffelite.layers._prefetching import child_generator
 
 log = logging.getLogger("caffelite")
@@ -99,12 +100,7 @@ class HDF5Data(Function):
 def read_file_list(source, where):
     """[(path, line number)]: the whitespace-separated file names in the list file `source` (Caffe reads it
     word by word; relative names are relative to the current directory, as in Caffe)."""
-    try:
-        text = Path(source).read_text()
-    except FileNotFoundError:
-        raise CaffeliteError(f"{where}: HDF5 file list '{source}' does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise CaffeliteError(f"{where}: cannot read HDF5 file list '{source}': {error}") from None
+    text = read_text_file(source, "HDF5 file list", where)
     files = [(word, number) for number, line in enumerate(text.splitlines(), start=1) for word in line.split()]
     if not files:
         raise FileFormatError(f"{where}: HDF5 file list '{source}' lists no files")

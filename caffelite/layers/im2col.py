@@ -3,7 +3,7 @@
 from caffelite.errors import ShapeError
 from caffelite.function import Function, register_layer
 from caffelite.layers._axis import canonical_axis, count
-from caffelite.layers._conv_geometry import output_shape, read_geometry, windows_are_disjoint
+from caffelite.layers._conv_geometry import check_num_axes, output_shape, read_geometry, windows_are_disjoint
 from caffelite.layers._im2col import (
     BorderedInput,
     Workspace,
@@ -42,10 +42,7 @@ class Im2col(Function):
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
-        if len(shape) != self.axis + 1 + self.num_spatial:
-            raise ShapeError(
-                f"{self.describe()}: input has {len(shape)} axes, set up for {self.axis + 1 + self.num_spatial}"
-            )
+        check_num_axes(self, shape, self.axis, self.num_spatial)
         self.batch, self.channels = count(shape, 0, self.axis), shape[self.axis]
         self.in_shape = shape[self.axis + 1:]
         self.padded_shape = tuple(n + 2 * p for n, p in zip(self.in_shape, self.pad))

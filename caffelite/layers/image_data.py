@@ -2,14 +2,14 @@
 
 import logging
 import re
-from pathlib import Path
 
 import numpy as np
 
 from caffelite.data.image import read_image
 from caffelite.data.transformer import DataTransformer, needs_random
-from caffelite.errors import CaffeliteError, FileFormatError, NetError
+from caffelite.errors import FileFormatError, NetError
 from caffelite.function import register_layer
+from caffelite.io.files import read_text_file
 from caffelite.layers._prefetching import PrefetchingData, child_generator
 from caffelite.rng import rng
 
@@ -77,12 +77,7 @@ class ImageData(PrefetchingData):
 
 def read_list_file(source, where):
     """[(path, label, line number)] from a list file of `path label` lines (blank lines are skipped)."""
-    try:
-        text = Path(source).read_text()
-    except FileNotFoundError:
-        raise CaffeliteError(f"{where}: image list file '{source}' does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise CaffeliteError(f"{where}: cannot read image list file '{source}': {error}") from None
+    text = read_text_file(source, "image list file", where)
     entries = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

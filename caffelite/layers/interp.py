@@ -2,8 +2,9 @@
 
 from caffelite.errors import NetError, ShapeError
 from caffelite.function import Function, register_layer
+from caffelite.layers._axis import check_image_batch
 from caffelite.layers._in_place import refuse_in_place
-from caffelite.layers._resample import corner_aligned_linear
+from caffelite.layers._resample import corner_aligned_linear, resize, resize_adjoint
 
 
 @register_layer("Interp")
@@ -40,9 +41,7 @@ class Interp(Function):
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
-        if len(shape) != 4:
-            raise ShapeError(f"{self.describe()}: input must have 4 axes (num, channels, height, width), "
-                             f"got shape {shape}")
+        check_image_batch(self, shape)
         self.in_size = shape[2:]
         self.eff_size = tuple(n + self.pad_beg + self.pad_end for n in self.in_size)
         if min(self.eff_size) <= 0:
@@ -79,8 +78,7 @@ class Interp(Function):
         if self.copy:
             top[0].data[...] = x
             return
-        rows, cols = self._rules
-        top[0].data[...] = rows.apply(cols.apply(x, axis=3), axis=2)
+        top[0].data[...] = resize(self._rules, x)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -90,5 +88,4 @@ class Interp(Function):
         if self.copy:
             dx[self._crop] = top[0].grad
             return
-        rows, cols = self._rules
-        dx[self._crop] = cols.adjoint(rows.adjoint(top[0].grad, axis=2), axis=3)
+        dx[self._crop] = resize_adjoint(self._rules, top[0].grad)

@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from caffelite.errors import NetError, ShapeError
+from caffelite.errors import NetError
 from caffelite.function import Function, register_layer
+from caffelite.layers._axis import check_image_batch
 from caffelite.proto import caffe_pb2
 
 _REGION = caffe_pb2.LRNParameter
@@ -36,9 +37,7 @@ class LRN(Function):
         self._input = None
 
     def reshape(self, bottom, top):
-        if bottom[0].num_axes != 4:
-            raise ShapeError(f"{self.describe()}: input must have 4 axes (num, channels, height, width), "
-                             f"got shape {bottom[0].shape}")
+        check_image_batch(self, bottom[0].shape)
         top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):

@@ -4,6 +4,7 @@ import numpy as np
 
 from caffelite.errors import NetError, ShapeError
 from caffelite.function import Function, register_layer
+from caffelite.layers._axis import check_image_batch
 from caffelite.layers._im2col import BorderedInput, Workspace, add_into, interior, kernel_offsets, offset_slices
 from caffelite.phase import TRAIN
 from caffelite.proto import caffe_pb2
@@ -79,9 +80,7 @@ class Pooling(Function):
     # -- reshape ----------------------------------------------------------------------------------
     def reshape(self, bottom, top):
         shape = bottom[0].shape
-        if len(shape) != 4:
-            raise ShapeError(f"{self.describe()}: input must have 4 axes (num, channels, height, width), "
-                             f"got shape {shape}")
+        check_image_batch(self, shape)
         self.in_shape = shape[2:]
         if self.global_pooling:
             self.kernel = self.in_shape

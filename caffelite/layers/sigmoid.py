@@ -1,8 +1,7 @@
 """Logistic sigmoid."""
 
-import numpy as np
-
 from caffelite.function import register_layer
+from caffelite.layers._logistic import sigmoid
 from caffelite.layers._neuron import Neuron
 
 
@@ -11,8 +10,7 @@ class Sigmoid(Neuron):
     """y = 1 / (1 + exp(-x)); dy/dx = y (1 - y)"""
 
     def forward(self, bottom, top):
-        # The tanh form never overflows, for any x.
-        top[0].data[...] = 0.5 * np.tanh(0.5 * bottom[0].data) + 0.5
+        top[0].data[...] = sigmoid(bottom[0].data)
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:  # uses only the top, so in place is fine

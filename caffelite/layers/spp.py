@@ -4,6 +4,7 @@ import numpy as np
 
 from caffelite.errors import CaffeliteError, NetError, ShapeError
 from caffelite.function import Function, register_layer
+from caffelite.layers._axis import check_image_batch
 from caffelite.layers._in_place import refuse_in_place
 from caffelite.layers.pooling import Pooling
 from caffelite.phase import TRAIN
@@ -38,9 +39,7 @@ class SPP(Function):
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
-        if len(shape) != 4:
-            raise ShapeError(f"{self.describe()}: input must have 4 axes (num, channels, height, width), "
-                             f"got shape {shape}")
+        check_image_batch(self, shape)
         if min(shape[2:]) <= 0:
             raise ShapeError(f"{self.describe()}: input height and width must be positive, got {shape[2:]}")
         if shape != self._shape:

@@ -14,8 +14,9 @@ import numpy as np
 
 from caffelite.errors import NetError, ShapeError
 from caffelite.function import Function, register_layer
+from caffelite.layers._axis import check_image_batch
 from caffelite.layers._in_place import refuse_in_place
-from caffelite.layers._resample import half_pixel_linear, nearest
+from caffelite.layers._resample import half_pixel_linear, nearest, resize, resize_adjoint
 from caffelite.proto import caffe_pb2
 
 _MODE = caffe_pb2.UpsampleParameter
@@ -63,9 +64,7 @@ class Upsample(Function):
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
-        if len(shape) != 4:
-            raise ShapeError(f"{self.describe()}: input must have 4 axes (num, channels, height, width), "
-                             f"got shape {shape}")
+        check_image_batch(self, shape)
         if self.unpool and bottom[1].shape != shape:
             raise ShapeError(f"{self.describe()}: the mask has shape {bottom[1].shape}, the input {shape}")
         in_size = shape[2:]
@@ -90,8 +89,7 @@ class Upsample(Function):
             np.put_along_axis(flat, self._positions(bottom[1], top[0]), bottom[0].data.reshape(flat.shape[0], -1),
                               axis=1)
             return
-        rows, cols = self._rules
-        top[0].data[...] = rows.apply(cols.apply(bottom[0].data, axis=3), axis=2)
+        top[0].data[...] = resize(self._rules, bottom[0].data)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -101,8 +99,7 @@ class Upsample(Function):
             picked = np.take_along_axis(dy, self._positions(bottom[1], top[0]), axis=1)
             bottom[0].grad[...] = picked.reshape(bottom[0].shape)
             return
-        rows, cols = self._rules
-        bottom[0].grad[...] = cols.adjoint(rows.adjoint(top[0].grad, axis=2), axis=3)
+        bottom[0].grad[...] = resize_adjoint(self._rules, top[0].grad)
 
     def _planes(self, blob):
         return (blob.shape[0] * blob.shape[1], blob.shape[2] * blob.shape[3])

@@ -11,6 +11,7 @@ from caffelite.data.image import decode_file_bytes, read_image, resize_linear
 from caffelite.data.transformer import load_mean
 from caffelite.errors import CaffeliteError, FileFormatError, NetError
 from caffelite.function import register_layer
+from caffelite.io.files import read_text_file
 from caffelite.layers._prefetching import PrefetchingData, child_generator
 
 log = logging.getLogger("caffelite")
@@ -130,12 +131,7 @@ def read_window_file(source, root_folder, fg_threshold, bg_threshold, where):
     fg_threshold are foreground, those below bg_threshold background (label 0), the rest unused. Rows are int64
     arrays with the columns IMAGE, LABEL, X1, Y1, X2, Y2, LINE.
     """
-    try:
-        text = Path(source).read_text()
-    except FileNotFoundError:
-        raise CaffeliteError(f"{where}: window file '{source}' does not exist") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise CaffeliteError(f"{where}: cannot read window file '{source}': {error}") from None
+    text = read_text_file(source, "window file", where)
     reader = _Tokens(text, source, where)
     if reader.done():
         raise FileFormatError(f"{where}: window file '{source}' is empty")

@@ -8,7 +8,7 @@ import caffelite
 from caffelite.errors import NetError, ShapeError
 from caffelite.phase import TEST, TRAIN
 from caffelite.proto import caffe_pb2
-from layer_harness import check_gradients, make_layer, run_forward
+from layer_harness import check_float32_backward, check_gradients, make_layer, run_forward
 
 EPS = float(np.float32(1e-5))
 MAF = float(np.float32(0.999))
@@ -148,12 +148,7 @@ def test_float32_and_propagate_down():
     assert y.dtype == np.float32 and all(p.data.dtype == np.float32 for p in layer.params)
     mean, var, _ = channel_stats(x.astype(np.float32).astype(np.float64))
     np.testing.assert_allclose(y, normalize(x.astype(np.float32).astype(np.float64), mean, var), atol=1e-5)
-    top[0].grad[...] = 1
-    bottom[0].grad[...] = 7
-    layer.backward(top, [False], bottom)
-    assert np.all(bottom[0].grad == 7)
-    layer.backward(top, [True], bottom)
-    assert bottom[0].grad.dtype == np.float32
+    check_float32_backward(layer, bottom, top)
     np.testing.assert_allclose(bottom[0].grad, 0, atol=1e-5)
 
 

@@ -3,28 +3,16 @@
 import numpy as np
 import pytest
 
+from broadcast_helpers import PLACEMENTS, SHAPE, axis_options, data
 from caffelite.errors import NetError, ShapeError
 from layer_harness import check_gradients, make_layer, run_forward
 
 FILLER = 'filler { type: "uniform" min: -1 max: 1 }'
-SHAPE = (2, 3, 4, 2)
-
-# (axis, num_axes, canonical axis, bias shape) for a learned bias on a SHAPE input.
-LEARNED = [
-    (None, None, 1, (3,)),
-    (1, 0, 0, ()),
-    (1, 2, 1, (3, 4)),
-    (1, -1, 1, (3, 4, 2)),
-    (0, 1, 0, (2,)),
-    (0, -1, 0, SHAPE),
-    (-1, 1, 3, (2,)),
-    (-2, 2, 2, (4, 2)),
-    (2, 0, 0, ()),
-]
+LEARNED = PLACEMENTS + [(2, 0, 0, ())]
 
 
 def bias_text(axis=None, num_axes=None, filler=FILLER, names='bottom: "x" top: "y"'):
-    options = ("" if axis is None else f"axis: {axis} ") + ("" if num_axes is None else f"num_axes: {num_axes} ")
+    options = axis_options(axis, num_axes)
     return f'name: "b" type: "Bias" {names} bias_param {{ {options} {filler} }}'
 
 
@@ -33,10 +21,6 @@ def reference(x, bias, axis):
     for index, v in np.ndenumerate(x):
         y[index] = v + bias[index[axis:axis + bias.ndim]]
     return y
-
-
-def data(shape, seed=0):
-    return np.random.default_rng(seed).normal(size=shape)
 
 
 @pytest.mark.parametrize("axis, num_axes, canonical, bias_shape", LEARNED)

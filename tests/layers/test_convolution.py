@@ -7,14 +7,12 @@ import pytest
 
 import caffelite.layers._conv_base as conv_base_module
 from caffelite.errors import NetError, ShapeError
+from conv_helpers import FILLERS, case_options, check_against_reference, convolution_text, per_axis
 from layer_harness import check_gradients, make_layer, run_forward
-
-FILLERS = 'weight_filler { type: "gaussian" std: 1 } bias_filler { type: "uniform" min: -1 max: 1 }'
 
 
 def conv_text(options, fillers=FILLERS, tops=None):
-    names = "".join(f'top: "{name}" ' for name in tops or [])
-    return f'name: "conv" type: "Convolution" {names}convolution_param {{ {options} {fillers} }}'
+    return convolution_text("conv", "Convolution", options, fillers, tops)
 
 
 def reference(x, weight, bias, pad, stride, dilation, group):
@@ -41,10 +39,6 @@ def reference(x, weight, bias, pad, stride, dilation, group):
     return y
 
 
-def per_axis(values, n=2):
-    return tuple(values) if isinstance(values, (tuple, list)) else (values,) * n
-
-
 # (input shape, num_output, options text, pad, stride, dilation, group, bias)
 CASES = [
     ((2, 3, 5, 5), 4, "kernel_size: 3", 0, 1, 1, 1, True),
@@ -69,27 +63,22 @@ def case_id(case):
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_forward_matches_direct_sums(case):
-    shape, num_output, options, pad, stride, dilation, group, bias = case
+    shape, num_output, _, _, _, _, group, bias = case
     x = np.random.default_rng(0).normal(size=shape)
-    text = conv_text(f"num_output: {num_output} {options} bias_term: {str(bias).lower()}")
-    layer, bottom, top = make_layer(text, [x])
+    layer, bottom, top = make_layer(conv_text(case_options(case)), [x])
     kernel = layer.params[0].shape[2:]
     assert layer.params[0].shape == (num_output, shape[1] // group) + kernel
     assert len(layer.params) == 1 + bias
     (y,) = run_forward(layer, bottom, top)
-    expected = reference(x, layer.params[0].data, layer.params[1].data if bias else None, per_axis(pad),
-                         per_axis(stride), per_axis(dilation), group)
-    assert y.shape == expected.shape
-    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    check_against_reference(reference, layer, x, y, case)
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_gradients(case):
-    shape, num_output, options, *_, bias = case
+    shape = case[0]
     shape = (min(shape[0], 2),) + shape[1:]
     x = np.random.default_rng(1).normal(size=shape)
-    layer, bottom, top = make_layer(conv_text(f"num_output: {num_output} {options} bias_term: {str(bias).lower()}"),
-                                    [x])
+    layer, bottom, top = make_layer(conv_text(case_options(case)), [x])
     check_gradients(layer, bottom, top)
 
 

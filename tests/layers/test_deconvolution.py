@@ -6,14 +6,12 @@ import numpy as np
 import pytest
 
 from caffelite.errors import NetError, ShapeError
+from conv_helpers import FILLERS, case_options, check_against_reference, convolution_text
 from layer_harness import check_gradients, make_layer, run_forward
-
-FILLERS = 'weight_filler { type: "gaussian" std: 1 } bias_filler { type: "uniform" min: -1 max: 1 }'
 
 
 def deconv_text(options, fillers=FILLERS, tops=None, kind="Deconvolution"):
-    names = "".join(f'top: "{name}" ' for name in tops or [])
-    return f'name: "up" type: "{kind}" {names}convolution_param {{ {options} {fillers} }}'
+    return convolution_text("up", kind, options, fillers, tops)
 
 
 def reference(x, weight, bias, pad, stride, dilation, group):
@@ -38,10 +36,6 @@ def reference(x, weight, bias, pad, stride, dilation, group):
     return y
 
 
-def per_axis(values, n=2):
-    return tuple(values) if isinstance(values, (tuple, list)) else (values,) * n
-
-
 # (input shape, num_output, options text, pad, stride, dilation, group, bias)
 CASES = [
     ((2, 3, 4, 5), 4, "kernel_size: 3", 0, 1, 1, 1, True),
@@ -64,25 +58,19 @@ def case_id(case):
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_forward_matches_direct_scatter(case):
-    shape, num_output, options, pad, stride, dilation, group, bias = case
+    shape, num_output, _, _, _, _, group, bias = case
     x = np.random.default_rng(0).normal(size=shape)
-    layer, bottom, top = make_layer(deconv_text(f"num_output: {num_output} {options} bias_term: {str(bias).lower()}"),
-                                    [x])
+    layer, bottom, top = make_layer(deconv_text(case_options(case)), [x])
     assert layer.params[0].shape == (shape[1], num_output // group) + layer.kernel
     assert len(layer.params) == 1 + bias
     (y,) = run_forward(layer, bottom, top)
-    expected = reference(x, layer.params[0].data, layer.params[1].data if bias else None, per_axis(pad),
-                         per_axis(stride), per_axis(dilation), group)
-    assert y.shape == expected.shape
-    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    check_against_reference(reference, layer, x, y, case)
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_gradients(case):
-    shape, num_output, options, *_, bias = case
-    x = np.random.default_rng(1).normal(size=(1,) + shape[1:])
-    layer, bottom, top = make_layer(deconv_text(f"num_output: {num_output} {options} bias_term: {str(bias).lower()}"),
-                                    [x])
+    x = np.random.default_rng(1).normal(size=(1,) + case[0][1:])
+    layer, bottom, top = make_layer(deconv_text(case_options(case)), [x])
     check_gradients(layer, bottom, top)
 
 

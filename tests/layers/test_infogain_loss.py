@@ -6,34 +6,22 @@ import pytest
 from caffelite.errors import NetError, ShapeError
 from caffelite.io.blob import write_binaryproto
 from layer_harness import check_gradients, make_layer, run_forward
+from softmax_loss_helpers import random_scores_and_labels, reference_softmax_loss
 
 
 def inputs(shape=(3, 4, 2, 2), axis=1, seed=0, ignore=None):
     rng = np.random.default_rng(seed)
-    scores = rng.normal(0, 2, shape)
+    scores, labels = random_scores_and_labels(rng, shape, axis, ignore)
     classes = shape[axis]
-    labels = rng.integers(0, classes, tuple(d for i, d in enumerate(shape) if i != axis)).astype(np.float64)
-    if ignore is not None:
-        labels.flat[::3] = ignore
     infogain = rng.uniform(0, 2, (classes, classes))  # not symmetric: rows and columns must not be confused
     return scores, labels, infogain
 
 
 def reference(scores, labels, infogain, axis, ignore, mode):
-    moved = np.moveaxis(scores, axis, -1)
-    total, valid = 0.0, 0
-    for index in np.ndindex(moved.shape[:-1]):
-        label = int(labels[index])
-        if label == ignore:
-            continue
-        row = moved[index]
-        prob = np.exp(row - row.max()) / np.sum(np.exp(row - row.max()))
-        for k in range(len(row)):
-            total -= infogain[label, k] * np.log(max(prob[k], 1e-20))
-        valid += 1
-    outer = int(np.prod(scores.shape[:axis]))
-    normalizer = {"FULL": labels.size, "VALID": valid, "BATCH_SIZE": outer, "NONE": 1}[mode]
-    return total / max(1, normalizer)
+    def position_loss(prob, label):
+        return -sum(infogain[label, k] * np.log(max(prob[k], 1e-20)) for k in range(len(prob)))
+
+    return reference_softmax_loss(scores, labels, axis, ignore, mode, position_loss)
 
 
 def layer_text(loss_param="", infogain_param="", h_bottom=True, tops='top: "loss"'):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from caffelite.errors import NetError, ShapeError
-from layer_harness import check_gradients, make_layer, run_forward
+from layer_harness import check_float32_backward, check_gradients, make_layer, run_forward
 
 
 def f32(value):
@@ -107,12 +107,7 @@ def test_float32_stays_float32_and_propagate_down_is_honoured():
     assert y.dtype == np.float32
     np.testing.assert_allclose(y, across_reference(x.astype(np.float32).astype(np.float64), 5, f32(1e-4), 0.75, 1.0),
                                rtol=1e-6)
-    top[0].grad[...] = 1
-    bottom[0].grad[...] = 7
-    layer.backward(top, [False], bottom)
-    assert np.all(bottom[0].grad == 7)
-    layer.backward(top, [True], bottom)
-    assert bottom[0].grad.dtype == np.float32
+    check_float32_backward(layer, bottom, top)
 
 
 def test_errors():

@@ -9,20 +9,20 @@ import pytest
 
 from caffelite.errors import NetError, ShapeError
 from layer_harness import check_gradients, make_layer, run_forward
-
-FILLERS = 'weight_filler { type: "gaussian" std: 0.6 } bias_filler { type: "gaussian" std: 0.4 }'
+from recurrent_helpers import (
+    FILLERS,
+    check_cont_zero_mid_sequence_restarts_that_stream,
+    check_no_gradient_to_cont,
+    check_reset_forgets_the_carried_state,
+    check_state_is_carried_between_forwards,
+    params_of,
+    recurrent_text,
+    sequence,
+)
 
 
 def rnn_text(num_output=3, expose_hidden=False, fillers=FILLERS, extra="", static=False, name="rnn"):
-    bottoms = 'bottom: "x" bottom: "cont"' + (' bottom: "x_static"' if static else "")
-    tops = 'top: "o"'
-    if expose_hidden:
-        bottoms += ' bottom: "h0"'
-        tops += ' top: "hT"'
-    return (
-        f'name: "{name}" type: "RNN" {bottoms} {tops} recurrent_param {{ num_output: {num_output} {fillers} '
-        f'expose_hidden: {str(expose_hidden).lower()} {extra} }}'
-    )
+    return recurrent_text("RNN", name, "o", ("h",), num_output, expose_hidden, fillers, extra, static)
 
 
 def reference(x, cont, params, x_static=None, h0=None):
@@ -50,14 +50,6 @@ def reference(x, cont, params, x_static=None, h0=None):
                 o[t, n, j] = math.tanh(b_o[j] + sum(w_ho[j, k] * h_new[n, k] for k in range(hidden)))
         h_prev = h_new
     return o, h_prev[None]
-
-
-def params_of(layer):
-    return [p.data.copy() for p in layer.params]
-
-
-def sequence(steps=3, streams=2, features=(2, 2), seed=0):
-    return np.random.default_rng(seed).normal(size=(steps, streams) + features)
 
 
 def test_blob_layout_matches_caffe_unrolled_net():
@@ -91,43 +83,15 @@ def test_forward_matches_explicit_steps(static):
 
 
 def test_cont_zero_mid_sequence_restarts_that_stream():
-    x = sequence(steps=4)
-    layer, bottom, top = make_layer(rnn_text(), [x, np.array([[0, 0], [1, 1], [0, 1], [1, 1]], dtype=float)])
-    (o,) = run_forward(layer, bottom, top)
-    # Stream 0 from step 2 on sees only x[2:], as if it were a fresh sequence.
-    fresh, bottom2, top2 = make_layer(rnn_text(), [x[2:], np.array([[0, 0], [1, 1]], dtype=float)])
-    (o_fresh,) = run_forward(fresh, bottom2, top2)
-    np.testing.assert_allclose(o[2:, 0], o_fresh[:, 0], rtol=1e-12)
-    assert not np.allclose(o[2:, 1], o_fresh[:, 1])
+    check_cont_zero_mid_sequence_restarts_that_stream(rnn_text())
 
 
 def test_state_is_carried_between_forwards_without_expose_hidden():
-    # Caffe's TestForward: one batch of T steps equals T batches of one step (cont 0 then 1, 1, ...).
-    x = sequence(steps=3)
-    cont = np.array([[0, 0], [1, 1], [1, 1]], dtype=float)
-    layer, bottom, top = make_layer(rnn_text(), [x, cont])
-    (whole,) = run_forward(layer, bottom, top)
-    stepper, bottom1, top1 = make_layer(rnn_text(), [x[:1], cont[:1]])
-    for t in range(3):
-        bottom1[0].data[...] = x[t : t + 1]
-        bottom1[1].data[...] = cont[t : t + 1]
-        np.testing.assert_allclose(run_forward(stepper, bottom1, top1)[0][0], whole[t], rtol=1e-12)
-    # All-zero cont: every step starts afresh, so only the first step agrees.
-    restarting, bottom1, top1 = make_layer(rnn_text(), [x[:1], np.zeros((1, 2))])
-    for t in range(3):
-        bottom1[0].data[...] = x[t : t + 1]
-        step = run_forward(restarting, bottom1, top1)[0][0]
-        assert np.allclose(step, whole[t]) == (t == 0)
-    restarting.reset()
+    check_state_is_carried_between_forwards(rnn_text())
 
 
 def test_reset_forgets_the_carried_state():
-    x, cont = sequence(steps=2), np.ones((2, 2))
-    layer, bottom, top = make_layer(rnn_text(), [x, cont])
-    first = run_forward(layer, bottom, top)[0]
-    assert not np.allclose(run_forward(layer, bottom, top)[0], first)
-    layer.reset()
-    np.testing.assert_array_equal(run_forward(layer, bottom, top)[0], first)
+    check_reset_forgets_the_carried_state(rnn_text())
 
 
 def test_expose_hidden_round_trip_equals_the_longer_sequence():
@@ -199,11 +163,7 @@ def test_param_grads_accumulate_bottom_grads_are_assigned_propagate_down_respect
 
 
 def test_no_gradient_to_cont():
-    layer, bottom, top = make_layer(rnn_text(), [sequence(), np.ones((3, 2))])
-    run_forward(layer, bottom, top)
-    assert not layer.allow_force_backward(1) and layer.allow_force_backward(0)
-    with pytest.raises(NetError, match="continuation"):
-        layer.backward(top, [True, True], bottom)
+    check_no_gradient_to_cont(rnn_text())
 
 
 def test_float32_stays_float32():

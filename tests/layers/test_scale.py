@@ -3,27 +3,15 @@
 import numpy as np
 import pytest
 
+from broadcast_helpers import PLACEMENTS, SHAPE, axis_options, data
 from caffelite.errors import NetError, ShapeError
 from layer_harness import check_gradients, make_layer, run_forward
 
 FILLERS = 'filler { type: "uniform" min: -2 max: 2 } bias_filler { type: "uniform" min: -1 max: 1 }'
-SHAPE = (2, 3, 4, 2)
-
-# (axis, num_axes, canonical axis, scale shape) for a learned scale on a SHAPE input.
-LEARNED = [
-    (None, None, 1, (3,)),
-    (1, 0, 0, ()),
-    (1, 2, 1, (3, 4)),
-    (1, -1, 1, (3, 4, 2)),
-    (0, 1, 0, (2,)),
-    (0, -1, 0, SHAPE),
-    (-1, 1, 3, (2,)),
-    (-2, 2, 2, (4, 2)),
-]
 
 
 def scale_text(axis=None, num_axes=None, bias_term=False, fillers=FILLERS, names='bottom: "x" top: "y"'):
-    options = ("" if axis is None else f"axis: {axis} ") + ("" if num_axes is None else f"num_axes: {num_axes} ")
+    options = axis_options(axis, num_axes)
     options += f"bias_term: {str(bias_term).lower()} {fillers}"
     return f'name: "s" type: "Scale" {names} scale_param {{ {options} }}'
 
@@ -36,11 +24,7 @@ def reference(x, scale, axis, bias=None):
     return y
 
 
-def data(shape, seed=0):
-    return np.random.default_rng(seed).normal(size=shape)
-
-
-@pytest.mark.parametrize("axis, num_axes, canonical, scale_shape", LEARNED)
+@pytest.mark.parametrize("axis, num_axes, canonical, scale_shape", PLACEMENTS)
 @pytest.mark.parametrize("bias_term", [False, True])
 def test_learned_scale_forward_matches_loop(axis, num_axes, canonical, scale_shape, bias_term):
     x = data(SHAPE)
@@ -65,7 +49,7 @@ def test_scale_from_second_bottom_forward_matches_loop(axis, scale_shape, canoni
     np.testing.assert_allclose(y, reference(x, s, canonical, bias), rtol=1e-14)
 
 
-@pytest.mark.parametrize("axis, num_axes, canonical, scale_shape", LEARNED[:5] + LEARNED[6:])
+@pytest.mark.parametrize("axis, num_axes, canonical, scale_shape", PLACEMENTS[:5] + PLACEMENTS[6:])
 @pytest.mark.parametrize("bias_term", [False, True])
 @pytest.mark.parametrize("in_place", [False, True])
 def test_learned_scale_gradients(axis, num_axes, canonical, scale_shape, bias_term, in_place):

@@ -5,35 +5,18 @@ import pytest
 
 from caffelite.errors import NetError, ShapeError
 from layer_harness import check_gradients, make_layer, run_forward
+from softmax_loss_helpers import random_scores_and_labels, reference_softmax_loss
 
 FLT_MIN = np.finfo(np.float32).tiny
 
 
 def scores_and_labels(shape=(3, 4, 2, 2), axis=1, seed=0, ignore=None):
-    rng = np.random.default_rng(seed)
-    scores = rng.normal(0, 2, shape)
-    label_shape = tuple(d for i, d in enumerate(shape) if i != axis)
-    labels = rng.integers(0, shape[axis], label_shape).astype(np.float64)
-    if ignore is not None:
-        labels.flat[::3] = ignore
-    return scores, labels
+    return random_scores_and_labels(np.random.default_rng(seed), shape, axis, ignore)
 
 
 def reference_loss(scores, labels, axis, ignore, mode):
-    """Walk every (outer, inner) position; softmax over the class axis by hand."""
-    moved = np.moveaxis(scores, axis, -1)
-    total, valid = 0.0, 0
-    for index in np.ndindex(moved.shape[:-1]):
-        label = int(labels[index])
-        if label == ignore:
-            continue
-        row = moved[index]
-        prob = np.exp(row[label] - row.max()) / np.sum(np.exp(row - row.max()))
-        total -= np.log(max(prob, FLT_MIN))
-        valid += 1
-    outer = int(np.prod(scores.shape[:axis]))
-    normalizer = {"FULL": labels.size, "VALID": valid, "BATCH_SIZE": outer, "NONE": 1}[mode]
-    return total / max(1, normalizer)
+    return reference_softmax_loss(scores, labels, axis, ignore, mode,
+                                  lambda prob, label: -np.log(max(prob[label], FLT_MIN)))
 
 
 def layer_text(extra="", loss_param="", tops='top: "loss"'):

@@ -123,6 +123,14 @@ def check_against_formula(solver, rule, steps, layout=()):
     return histories
 
 
+def check_same_training(first, second, steps=3):
+    """`steps` steps of each solver end at exactly the same weights."""
+    first.step(steps)
+    second.step(steps)
+    for a, b in zip(first.net.learnable_params, second.net.learnable_params):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
 # -- resume in a new process --------------------------------------------------------------------
 _RESUME_SCRIPT = """
 import sys

@@ -17,7 +17,9 @@ from caffelite.proto import caffe_pb2
 from caffelite.solvers import SOLVERS
 from shared_data import shared_path
 from solvers.solver_harness import (
+    NET as TINY_NET,
     SETTINGS,
+    feed,
     make_solver as make_any_solver,
     resume_in_new_process,
     snapshot_contents,
@@ -25,16 +27,8 @@ from solvers.solver_harness import (
     write_dummy_solver,
 )
 
-NET = """
-name: "tiny"
-layer { name: "data" type: "Input" top: "data" top: "label"
-        input_param { shape { dim: 8 dim: 4 } shape { dim: 8 } } }
-layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
-        param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 decay_mult: 0 }
-        inner_product_param { num_output: 3 weight_filler { type: "gaussian" std: 0.3 }
-                              bias_filler { type: "constant" value: 0.1 } } }
-layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
-layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "acc" include { phase: TEST } }
+# The harness's tiny net, with an accuracy in the test phase.
+NET = TINY_NET + """layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "acc" include { phase: TEST } }
 """
 
 
@@ -49,12 +43,6 @@ def make_solver(extra="", net=NET, seed=3):
     for n in [solver.net, *solver.test_nets]:
         feed(n)
     return solver
-
-
-def feed(net):
-    rng = np.random.default_rng(11)
-    net.blobs["data"].data[...] = rng.standard_normal((8, 4))
-    net.blobs["label"].data[...] = rng.integers(0, 3, size=8)
 
 
 def test_sgd_update_follows_caffes_formula():

@@ -12,17 +12,9 @@ import pytest
 
 from caffelite.proto import caffe_pb2
 from caffelite_tools.main import _double_dash, main
+from cli_helpers import tiny_net, write_model
 
-NET = """
-name: "tiny"
-layer { name: "data" type: "DummyData" top: "data" top: "label"
-        dummy_data_param { shape { dim: 16 dim: 4 } shape { dim: 16 }
-                           data_filler { type: "gaussian" } data_filler { type: "constant" value: 1 } } }
-layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
-        inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
-layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
-layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "acc" include { phase: TEST } }
-"""
+NET = tiny_net()
 
 
 def test_single_dash_flags_become_double_dash():
@@ -36,13 +28,11 @@ def test_single_dash_flags_become_double_dash():
 
 @pytest.fixture
 def tiny_solver(tmp_path):
-    (tmp_path / "net.prototxt").write_text(NET)
-    solver = tmp_path / "solver.prototxt"
-    solver.write_text(
-        f'net: "{tmp_path}/net.prototxt" test_iter: 2 test_interval: 10 base_lr: 0.5 lr_policy: "fixed" '
-        f'display: 5 max_iter: 20 snapshot: 10 snapshot_prefix: "{tmp_path}/tiny" random_seed: 1'
+    return write_model(
+        tmp_path, NET,
+        'test_iter: 2 test_interval: 10 base_lr: 0.5 lr_policy: "fixed" '
+        f'display: 5 max_iter: 20 snapshot: 10 snapshot_prefix: "{tmp_path}/tiny" random_seed: 1',
     )
-    return solver
 
 
 def run_cli(*args):
@@ -216,12 +206,8 @@ def python_layer_model(tmp_path):
         'layer { name: "double" type: "Python" bottom: "data" top: "doubled" '
         'python_param { module: "user_layers" layer: "Double" } }\nlayer { name: "ip"',
     )
-    (tmp_path / "net.prototxt").write_text(net)
-    solver = tmp_path / "solver.prototxt"
-    solver.write_text(
-        f'net: "{tmp_path}/net.prototxt" base_lr: 0.1 lr_policy: "fixed" display: 0 max_iter: 2 '
-        f'snapshot_prefix: "{tmp_path}/py" random_seed: 1'
-    )
+    write_model(tmp_path, net, 'base_lr: 0.1 lr_policy: "fixed" display: 0 max_iter: 2 '
+                               f'snapshot_prefix: "{tmp_path}/py" random_seed: 1')
     return tmp_path
 
 

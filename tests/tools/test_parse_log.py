@@ -14,6 +14,8 @@ from datetime import datetime
 
 import pytest
 
+from cli_helpers import tiny_net, write_model
+
 ITERATION = re.compile(r"Iteration (\d+)")
 TRAIN_OUTPUT = re.compile(r"Train net output #(\d+): (\S+) = ([\.\deE+-]+)")
 TEST_OUTPUT = re.compile(r"Test net output #(\d+): (\S+) = ([\.\deE+-]+)")
@@ -89,25 +91,15 @@ def add_output(pattern, line, rows, row, iteration, seconds, rate):
     return row
 
 
-NET = """
-name: "tiny"
-layer { name: "data" type: "DummyData" top: "data" top: "label"
-        dummy_data_param { shape { dim: 16 dim: 4 } shape { dim: 16 }
-                           data_filler { type: "gaussian" } data_filler { type: "constant" value: 1 } } }
-layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"
-        inner_product_param { num_output: 3 weight_filler { type: "xavier" } } }
-layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }
-layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "acc" include { phase: TEST } }
-"""
 
 
 @pytest.fixture(scope="module")
 def training_log(tmp_path_factory):
     folder = tmp_path_factory.mktemp("parse_log")
-    (folder / "net.prototxt").write_text(NET)
-    (folder / "solver.prototxt").write_text(
-        f'net: "{folder}/net.prototxt" test_iter: 2 test_interval: 10 base_lr: 0.5 lr_policy: "step" gamma: 0.5 '
-        f'stepsize: 10 display: 5 max_iter: 20 snapshot: 10 snapshot_prefix: "{folder}/tiny" random_seed: 1'
+    write_model(
+        folder, tiny_net(),
+        'test_iter: 2 test_interval: 10 base_lr: 0.5 lr_policy: "step" gamma: 0.5 '
+        f'stepsize: 10 display: 5 max_iter: 20 snapshot: 10 snapshot_prefix: "{folder}/tiny" random_seed: 1',
     )
     log_path = folder / "caffe.INFO"
     with open(log_path, "w") as log_file:
