@@ -15,6 +15,9 @@ import numpy as np
 from caffelite import device
 from caffelite import log as glog
 from caffelite import progress
+from caffelite.data.features import extract_features
+from caffelite.data.image_mean import compute_image_mean, write_mean
+from caffelite.data.imageset import convert_imageset
 from caffelite.data.mnist import convert_mnist
 from caffelite.errors import CaffeliteError
 from caffelite.io.prototxt import read_solver_text
@@ -89,10 +92,61 @@ def _parser():
     mnist.add_argument("input_image_file")
     mnist.add_argument("input_label_file")
     mnist.add_argument("output_db_file")
-    mnist.add_argument("--backend", default="lmdb", help="the database to write (lmdb)")
+    mnist.add_argument("--backend", default="lmdb", choices=["lmdb", "leveldb"], help="the database to write")
     mnist.set_defaults(run=_convert_mnist)
 
-    for sub in (train, test, timing):
+    imageset = commands.add_parser(
+        "convert_imageset", help="image files named in a list file to an LMDB/LevelDB of Datum",
+        description="Usage: caffelite convert_imageset [FLAGS] ROOTFOLDER/ LISTFILE DB_NAME. LISTFILE holds one "
+                    "'relative/path.jpg label' per line; record i is stored under the key '%08d_<path>'.",
+    )
+    imageset.add_argument("root_folder", help="the folder the list's paths are relative to (ROOTFOLDER/)")
+    imageset.add_argument("list_file", help="one 'path label' per line")
+    imageset.add_argument("db_name", help="the database to create (must not exist)")
+    imageset.add_argument("--gray", action="store_true", help="treat images as grayscale ones")
+    imageset.add_argument("--shuffle", action="store_true", help="randomly shuffle the order of images and labels")
+    imageset.add_argument(
+        "--seed", type=int, default=None,
+        help="seed of the --shuffle order (default: unseeded, so each run differs, as with Caffe)",
+    )
+    imageset.add_argument("--backend", default="lmdb", type=str.lower, choices=("lmdb", "leveldb"),
+                          help="the database to write")
+    imageset.add_argument("--resize_width", type=int, default=0, help="width images are resized to")
+    imageset.add_argument("--resize_height", type=int, default=0, help="height images are resized to")
+    imageset.add_argument("--check_size", action="store_true", help="check that all images have the same size")
+    imageset.add_argument("--encoded", action="store_true", help="store the encoded (compressed) image in the Datum")
+    imageset.add_argument("--encode_type", default="",
+                          help="what to encode the images as ('png', 'jpg', ...); implies --encoded")
+    imageset.set_defaults(run=_convert_imageset)
+
+    mean = commands.add_parser(
+        "compute_image_mean", help="the mean image of an LMDB/LevelDB of Datum, as a binaryproto",
+        description="Usage: caffelite compute_image_mean [FLAGS] INPUT_DB [OUTPUT_FILE]",
+    )
+    mean.add_argument("input_db")
+    mean.add_argument("output_file", nargs="?", help="the .binaryproto to write (omit to only log the means)")
+    mean.add_argument("--backend", default="lmdb", type=str.lower, choices=("lmdb", "leveldb"),
+                      help="the database holding the images")
+    mean.set_defaults(run=_compute_image_mean)
+
+    features = commands.add_parser(
+        "extract_features", help="save the features a trained net computes to LMDB/LevelDB databases",
+        description="Usage: caffelite extract_features PRETRAINED_NET_PARAM FEATURE_EXTRACTION_PROTO "
+                    "EXTRACT_FEATURE_BLOB_NAMES SAVE_FEATURE_DATASET_NAMES NUM_MINI_BATCHES DB_TYPE "
+                    "[CPU/GPU] [DEVICE_ID]. Blob and dataset names are comma separated, one dataset per blob.",
+    )
+    features.add_argument("pretrained_net_param", help="the trained weights (.caffemodel)")
+    features.add_argument("feature_extraction_proto", help="the net prototxt (TEST phase, with its data layer)")
+    features.add_argument("extract_feature_blob_names", help="blob names, comma separated")
+    features.add_argument("save_feature_dataset_names", help="databases to create, comma separated, one per blob")
+    features.add_argument("num_mini_batches", type=int, help="how many batches to run")
+    features.add_argument("db_type", type=str.lower, choices=("lmdb", "leveldb"), help="the database to write")
+    features.add_argument("mode", nargs="?", default="CPU", type=str.upper, choices=("CPU", "GPU"),
+                          help="accepted for Caffe's command lines; caffelite computes on the CPU")
+    features.add_argument("device_id", nargs="?", type=int, default=0, help="ignored (GPU device)")
+    features.set_defaults(run=_extract_features)
+
+    for sub in (train, test, timing, features):
         sub.add_argument(
             "--allow_python_layers", action="store_true",
             help="let the model's Python layers import and run their code (off: model files are data only)",
@@ -225,6 +279,68 @@ def _convert_mnist(args):
         args.input_image_file, args.input_label_file, args.output_db_file, backend=args.backend, progress=report
     )
     log.info("Rows: %d Cols: %d", result.rows, result.cols)
+    return 0
+
+
+
+def _convert_imageset(args):
+    def report(done, total):
+        if done == 0:
+            if args.shuffle:
+                log.info("Shuffling data")
+            log.info("A total of %d images.", total)
+            if args.encode_type and not args.encoded:
+                log.info("encode_type specified, assuming encoded=true.")
+        else:
+            log.info("Processed %d files.", done)
+
+    result = convert_imageset(
+        args.root_folder, args.list_file, args.db_name, gray=args.gray, shuffle=args.shuffle, seed=args.seed,
+        backend=args.backend, resize_height=args.resize_height, resize_width=args.resize_width,
+        check_size=args.check_size, encoded=args.encoded, encode_type=args.encode_type, progress=report,
+    )
+    if result.skipped:
+        log.warning("Skipped %d of %d images that could not be read.", len(result.skipped), result.total)
+    return 0
+
+
+def _compute_image_mean(args):
+    def report(done):
+        if done == 0:
+            log.info("Starting iteration")
+        else:
+            log.info("Processed %d files.", done)
+
+    result = compute_image_mean(args.input_db, backend=args.backend, progress=report)
+    if args.output_file:
+        log.info("Write to %s", args.output_file)
+        write_mean(result.mean, args.output_file)
+    log.info("Number of channels: %d", len(result.channel_means))
+    for channel, value in enumerate(result.channel_means):
+        log.info("mean_value channel [%d]: %s", channel, _fmt(value))
+    return 0
+
+
+def _extract_features(args):
+    _allow_python_layers(args)
+    if args.mode == "GPU":
+        log.warning("GPU mode (device %d) requested: caffelite computes on the CPU", args.device_id)
+    else:
+        log.info("Using CPU")
+    blob_names = args.extract_feature_blob_names.split(",")
+    dataset_names = args.save_feature_dataset_names.split(",")
+    for name in dataset_names:
+        log.info("Opening dataset %s", name)
+
+    def report(blob_name, count):
+        log.info("Extracted features of %d query images for feature blob %s", count, blob_name)
+
+    log.info("Extracting Features")
+    extract_features(
+        args.pretrained_net_param, args.feature_extraction_proto, blob_names, dataset_names, args.num_mini_batches,
+        backend=args.db_type, progress=report,
+    )
+    log.info("Successfully extracted the features!")
     return 0
 
 

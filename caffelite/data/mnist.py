@@ -5,9 +5,6 @@ One Datum per image (channels 1, height rows, width cols, `data` = the image's r
 """
 
 import gzip
-import os
-import shutil
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +51,7 @@ def convert_mnist(image_file, label_file, db_path, backend="lmdb", progress=None
     """
     db_path = Path(db_path)
     db.require_writable_backend(backend, db_path)
-    _check_new_path(db_path)
+    db.check_new_path(db_path)
     images = read_idx_images(image_file)
     labels = read_idx_labels(label_file)
     if len(images) != len(labels):
@@ -62,14 +59,8 @@ def convert_mnist(image_file, label_file, db_path, backend="lmdb", progress=None
             f"'{image_file}' holds {len(images)} images but '{label_file}' holds {len(labels)} labels"
         )
     count, rows, cols = images.shape
-    staging = Path(tempfile.mkdtemp(prefix=f".{db_path.name}.", suffix=".partial", dir=db_path.parent))
-    try:
-        built = staging / db_path.name
+    with db.staged_build(db_path) as built:
         _write_records(images, labels, built, backend, progress)
-        _check_new_path(db_path)  # it may have appeared while we were writing
-        os.rename(built, db_path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return MnistConversion(count=count, rows=rows, cols=cols, db_path=db_path)
 
 
@@ -88,13 +79,6 @@ def _write_records(images, labels, path, backend, progress):
                 report(index + 1, total)
     if total % db.COMMIT_EVERY:
         report(total, total)
-
-
-def _check_new_path(db_path):
-    if db_path.exists():
-        raise CaffeliteError(f"'{db_path}' already exists; refusing to overwrite it (remove it or pick another path)")
-    if not db_path.parent.is_dir():
-        raise CaffeliteError(f"cannot create '{db_path}': directory '{db_path.parent}' does not exist")
 
 
 def _read_idx(path, magic, num_dims, kind):

@@ -38,14 +38,18 @@ def read_data_file(path, what, where=""):
         raise CaffeliteError(f"{prefix}cannot read {what} '{path}': {error.strerror or error}") from None
 
 
-def read_text_file(path, what, where):
-    """The text of `path` (a list or window file), or a CaffeliteError that calls it `what`, after `where`."""
+def read_text_file(path, what, where="", errors="strict"):
+    """The UTF-8 text of `path` (a list or window file), or a CaffeliteError that calls it `what`, after `where`.
+
+    `errors="surrogateescape"` keeps undecodable bytes, for file names that must survive byte for byte.
+    """
+    prefix = f"{where}: " if where else ""
     try:
-        return Path(path).read_text()
+        return Path(path).read_text(encoding="utf-8", errors=errors)
     except FileNotFoundError:
-        raise CaffeliteError(f"{where}: {what} '{path}' does not exist") from None
+        raise CaffeliteError(f"{prefix}{what} '{path}' does not exist") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise CaffeliteError(f"{where}: cannot read {what} '{path}': {error}") from None
+        raise CaffeliteError(f"{prefix}cannot read {what} '{path}': {error}") from None
 
 
 def atomic_write(path, data):

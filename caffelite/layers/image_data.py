@@ -1,15 +1,14 @@
 """ImageData: batches of image files named in a list file (`path label` per line), transformed and prefetched."""
 
 import logging
-import re
 
 import numpy as np
 
 from caffelite.data.image import read_image
+from caffelite.data.imageset import read_image_list
 from caffelite.data.transformer import DataTransformer, needs_random
 from caffelite.errors import FileFormatError, NetError
 from caffelite.function import register_layer
-from caffelite.io.files import read_text_file
 from caffelite.layers._prefetching import PrefetchingData, child_generator
 from caffelite.rng import rng
 
@@ -17,7 +16,6 @@ log = logging.getLogger("caffelite")
 
 # The label is the last field; the path is everything before it, spaces included (Caffe splits at the last space).
 # Caffe reads the label with atoi, so "3.0" means 3; a line of one word is a path with label 0.
-_LINE = re.compile(r"^(?P<path>.*\S)\s+(?P<label>[+-]?\d+)(\.\d*)?$")
 _DEPRECATED = ("scale", "mean_file", "crop_size", "mirror")
 
 
@@ -48,7 +46,7 @@ class ImageData(PrefetchingData):
 
     def _entries(self, param):
         """The list's entries (shuffled when asked), the index of the first to serve, and the shuffle generator."""
-        entries = read_list_file(param.source, where=self.describe())
+        entries = read_image_list(param.source, where=self.describe())
         log.info("%s: a total of %d images", self.name, len(entries))
         shuffle_generator = child_generator() if param.shuffle else None
         if shuffle_generator is not None:
@@ -73,26 +71,6 @@ class ImageData(PrefetchingData):
         if ignored:
             log.warning("%s: image_data_param.%s ignored: set %s in transform_param", self.name,
                         "/".join(ignored), "/".join(ignored))
-
-
-def read_list_file(source, where):
-    """[(path, label, line number)] from a list file of `path label` lines (blank lines are skipped)."""
-    text = read_text_file(source, "image list file", where)
-    entries = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        line = line.rstrip()
-        if len(line.split()) == 1:
-            entries.append((line, 0, number))
-            continue
-        match = _LINE.match(line)
-        if match is None:
-            raise FileFormatError(f"{where}: {source}:{number}: expected '<image path> <integer label>', got {line!r}")
-        entries.append((match["path"], int(match["label"]), number))
-    if not entries:
-        raise FileFormatError(f"{where}: image list file '{source}' lists no images")
-    return entries
 
 
 class _ImageBatchLoader:

@@ -1,12 +1,14 @@
-"""caffelite.data.datum: pycaffe's array_to_datum / datum_to_array, and encoded datums."""
+"""caffelite.data.datum: array_to_datum / datum_to_array, encoded datums, and Caffe's bytes for image datums."""
 
 import io
 
+import lmdb
 import numpy as np
 from PIL import Image
 import pytest
 
 from caffelite.data.datum import array_to_datum, datum_to_array
+from caffelite.data.imageset import convert_imageset, read_image_to_datum
 from caffelite.errors import CaffeliteError, FileFormatError
 from caffelite.proto import caffe_pb2
 
@@ -70,3 +72,55 @@ def test_encoded_datum_decodes_to_bgr_with_pillow():
     assert datum_to_array(datum, force_gray=True).shape == (1, 4, 5)
     with pytest.raises(CaffeliteError, match="both force_color and force_gray"):
         datum_to_array(datum, force_color=True, force_gray=True)
+
+
+def _known_image(path):
+    """A 2 x 3 RGB PNG whose pixel (r, c) is (R, G, B) = (3r + c, 100 + 3r + c, 200 + 3r + c)."""
+    ramp = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    Image.fromarray(np.stack([ramp, ramp + 100, ramp + 200], axis=-1)).save(path, format="PNG")
+    return path
+
+
+def _datum_values_written_by_convert_imageset(tmp_path, image, label, **options):
+    (tmp_path / "list.txt").write_text(f"{image.name} {label}\n")
+    convert_imageset(f"{image.parent}/", tmp_path / "list.txt", tmp_path / "out_lmdb", **options)
+    env = lmdb.open(str(tmp_path / "out_lmdb"), readonly=True, lock=False)
+    with env.begin() as txn:
+        records = list(txn.cursor())
+    env.close()
+    assert [key for key, _ in records] == [b"00000000_" + image.name.encode()]
+    return records[0][1]
+
+
+def test_an_image_datum_is_byte_for_byte_what_caffe_writes(tmp_path):
+    image = _known_image(tmp_path / "known.png")
+    expected = (
+        bytes([0x08, 3])  # field 1 channels, varint 3
+        + bytes([0x10, 2])  # field 2 height, varint 2
+        + bytes([0x18, 3])  # field 3 width, varint 3
+        + bytes([0x22, 18])  # field 4 data, length-delimited, 18 bytes: planes B, G, R, each row by row
+        + bytes([200, 201, 202, 203, 204, 205])
+        + bytes([100, 101, 102, 103, 104, 105])
+        + bytes([0, 1, 2, 3, 4, 5])
+        + bytes([0x28, 0xAC, 0x02])  # field 5 label, varint 300 = 0b10_0101100 -> 0xAC 0x02
+        + bytes([0x38, 0])  # field 7 encoded: false, written because Caffe sets it explicitly
+    )
+    assert read_image_to_datum(image, 300).SerializeToString() == expected
+    assert _datum_values_written_by_convert_imageset(tmp_path, image, 300) == expected
+
+
+def test_an_encoded_image_datum_is_byte_for_byte_what_caffe_writes(tmp_path):
+    image = tmp_path / "noise.png"
+    noise = np.random.default_rng(3).integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(image, format="PNG")
+    file_bytes = image.read_bytes()
+    size = len(file_bytes)
+    assert 128 <= size < 16384  # a two-byte varint length: low 7 bits with the continuation bit, then the rest
+    expected = (
+        bytes([0x22, 0x80 | (size & 0x7F), size >> 7])  # field 4 data, length-delimited: the file's own bytes
+        + file_bytes
+        + bytes([0x28, 0])  # field 5 label 0, written because Caffe sets it explicitly
+        + bytes([0x38, 1])  # field 7 encoded: true; no channels, height, width
+    )
+    assert read_image_to_datum(image, 0, encoding="png").SerializeToString() == expected
+    assert _datum_values_written_by_convert_imageset(tmp_path, image, 0, encoded=True) == expected

@@ -124,11 +124,12 @@ def test_an_interrupted_conversion_leaves_nothing_behind(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images-idx3-ubyte", "labels-idx1-ubyte"]
 
 
-def test_leveldb_output_is_refused_before_any_work(tmp_path):
+def test_leveldb_output_holds_the_same_records(tmp_path):
     image_file, label_file, _, _ = tiny_mnist(tmp_path)
-    with pytest.raises(CaffeliteError, match="LevelDB is not supported yet"):
-        convert_mnist(image_file, label_file, tmp_path / "mnist_leveldb", backend="leveldb")
-    assert not (tmp_path / "mnist_leveldb").exists()
+    convert_mnist(image_file, label_file, tmp_path / "mnist_lmdb")
+    convert_mnist(image_file, label_file, tmp_path / "mnist_leveldb", backend="leveldb")
+    with db.open_db(tmp_path / "mnist_leveldb", "leveldb") as database:
+        assert list(database.items()) == read_all(tmp_path / "mnist_lmdb")
 
 
 def test_real_mnist_test_set(tmp_path):

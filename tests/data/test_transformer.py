@@ -177,3 +177,35 @@ def test_configuration_errors(tmp_path):
         DataTransformer(transform_param("mean_value: 1 mean_value: 2"), TEST).transform(random_batch((1, 3, 2, 2)))
     with pytest.raises(CaffeliteError, match="crop_size 5 is larger than the 4x4 items"):
         DataTransformer(transform_param("crop_size: 5"), TEST).output_shape((1, 4, 4))
+
+
+MEANS = {"none": "", "values": "mean_value: 100 mean_value: 50", "file": None}
+
+
+@pytest.mark.parametrize("phase", [TRAIN, TEST])
+@pytest.mark.parametrize("mirror", [False, True])
+@pytest.mark.parametrize("crop", [0, 3])
+@pytest.mark.parametrize("mean_kind", sorted(MEANS))
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+def test_every_option_combination_matches_the_reference(tmp_path, phase, mirror, crop, mean_kind, scale):
+    """Each item equals the per-pixel reference at the crop and flip the phase allows (TEST: centre crop)."""
+    batch = random_batch((12, 2, 5, 6), seed=12)
+    mean = np.random.default_rng(13).uniform(0, 255, size=(2, 5, 6)).astype(np.float32)
+    mean_text = MEANS[mean_kind] if mean_kind != "file" else f'mean_file: "{write_mean(tmp_path / "m", mean)}"'
+    param = transform_param(f"scale: {scale} mirror: {str(mirror).lower()} crop_size: {crop} {mean_text}")
+    out = DataTransformer(param, phase, generator=np.random.default_rng(14)).transform(batch)
+    kwargs = {"scale": scale, "mean": mean if mean_kind == "file" else None,
+              "mean_values": [100.0, 50.0] if mean_kind == "values" else None}
+    size = crop or None
+    for n in range(12):
+        if crop:
+            choices = matching_choices(out[n], batch[n], crop, **kwargs)
+        else:
+            choices = [(0, 0, m) for m in (False, True)
+                       if np.array_equal(out[n], reference_item(batch[n], mirror=m, **kwargs))]
+        assert choices, f"item {n} matches no allowed crop/flip"
+        if not mirror:
+            assert any(not flip for _, _, flip in choices)
+        if crop and phase == TEST:  # Caffe's centre: ((5 - 3) // 2, (6 - 3) // 2) = (1, 1)
+            assert any((h, w) == (1, 1) for h, w, _ in choices)
+    assert out.shape == (12, 2, size or 5, size or 6)

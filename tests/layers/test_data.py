@@ -198,12 +198,13 @@ def test_records_of_different_shapes_in_one_batch(tmp_path):
         layer.close()
 
 
-def test_missing_source_and_leveldb_errors_name_the_layer(tmp_path):
+def test_missing_source_and_wrong_backend_errors_name_the_layer(tmp_path):
     with pytest.raises(CaffeliteError, match=r"layer 'data' \(Data\): data source .*absent_lmdb' does not exist"):
         data_layer(tmp_path / "absent_lmdb")
     make_dataset(tmp_path / "x_lmdb")
     text = f'name: "data" type: "Data" top: "data" data_param {{ source: "{tmp_path / "x_lmdb"}" batch_size: 2 }}'
-    with pytest.raises(CaffeliteError, match=r"layer 'data' \(Data\): .*LevelDB is not supported yet"):
+    with pytest.raises(CaffeliteError, match=r"layer 'data' \(Data\): cannot open .*x_lmdb' as a LevelDB database: "
+                                             r".*set `backend: LMDB`"):
         make_layer(text, [])  # backend defaults to LEVELDB in the schema
 
 
