@@ -14,6 +14,7 @@ import numpy as np
 
 from caffelite import device
 from caffelite import log as glog
+from caffelite import logtools
 from caffelite import progress
 from caffelite.data.features import extract_features
 from caffelite.data.image_mean import compute_image_mean, write_mean
@@ -145,6 +146,31 @@ def _parser():
                           help="accepted for Caffe's command lines; caffelite computes on the CPU")
     features.add_argument("device_id", nargs="?", type=int, default=0, help="ignored (GPU device)")
     features.set_defaults(run=_extract_features)
+
+    parse_log = commands.add_parser(
+        "parse_log", help="a training log to CSV tables (Caffe's tools/extra/parse_log.py)",
+        description="Write OUTPUT_DIR/<log name>.train and OUTPUT_DIR/<log name>.test, one row per iteration "
+                    "that printed net outputs: NumIters, Seconds, LearningRate, then the outputs by name.",
+    )
+    parse_log.add_argument("logfile_path", help="the training log (glog format, e.g. caffe.INFO)")
+    parse_log.add_argument("output_dir", help="the existing directory to write the CSV files in")
+    parse_log.add_argument("--delimiter", default=",", help="the column delimiter ('\\t' for a tab; default ',')")
+    parse_log.add_argument("--verbose", action="store_true", help="print the names of the files written")
+    parse_log.set_defaults(run=_parse_log)
+
+    chart_types = "\n".join(f"  {i}: {logtools.chart_description(i)}" for i in range(len(logtools.CHART_TYPES)))
+    plot_log = commands.add_parser(
+        "plot_log", help="training curves of logs as a PNG (Caffe's tools/extra/plot_training_log.py.example)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Usage: caffelite plot_log CHART_TYPE OUTPUT.png LOG [LOG ...] (one curve per log).\n"
+                    f"Chart types:\n{chart_types}\n"
+                    "Accuracy and loss are the first outputs whose names contain 'acc' and 'loss'.",
+    )
+    plot_log.add_argument("chart_type", type=int, choices=range(len(logtools.CHART_TYPES)), metavar="chart_type",
+                          help=f"0-{len(logtools.CHART_TYPES) - 1}, see above")
+    plot_log.add_argument("output_png", help="the image to write (.png)")
+    plot_log.add_argument("logs", nargs="+", help="training logs (glog format)")
+    plot_log.set_defaults(run=_plot_log)
 
     for sub in (train, test, timing, features):
         sub.add_argument(
@@ -341,6 +367,23 @@ def _extract_features(args):
         backend=args.db_type, progress=report,
     )
     log.info("Successfully extracted the features!")
+    return 0
+
+
+def _parse_log(args):
+    train_rows, test_rows = logtools.parse_log(args.logfile_path)
+    written = logtools.save_csv_files(
+        args.logfile_path, args.output_dir, train_rows, test_rows, delimiter=args.delimiter
+    )
+    if args.verbose:
+        for path, wrote in written:
+            print(f"Wrote {path}" if wrote else f"Not writing {path}; no lines to write")
+    return 0
+
+
+def _plot_log(args):
+    logtools.plot_chart(args.chart_type, args.output_png, args.logs)
+    log.info("Wrote %s (%s)", args.output_png, logtools.chart_description(args.chart_type))
     return 0
 
 
