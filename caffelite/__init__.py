@@ -1,5 +1,6 @@
 """caffelite: Caffe's model format and workflow in Python, under pycaffe's names (`import caffelite as caffe`)."""
 
+from caffelite.device import set_device, set_mode_cpu, set_mode_gpu
 from caffelite.errors import CaffeliteError
 from caffelite.function import Function, layer_type_list, register_layer
 from caffelite.layers.python import Layer, allow_python_layers, python_layers_allowed
@@ -50,6 +51,9 @@ __all__ = [
     "params",
     "python_layers_allowed",
     "register_layer",
+    "set_device",
+    "set_mode_cpu",
+    "set_mode_gpu",
     "set_random_seed",
     "to_proto",
 ]

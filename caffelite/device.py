@@ -5,6 +5,7 @@ describes that instead: the facts that decide how fast a net runs, and what a bu
 """
 
 import ctypes
+import logging
 import os
 import platform
 from dataclasses import dataclass, field
@@ -155,3 +156,18 @@ def _loaded_libraries(fragment):
         return []
     return sorted(path for path in paths if os.path.exists(path))
 
+
+# pycaffe's mode switches, so scripts written for Caffe run unchanged: caffelite has one backend, the CPU.
+def set_mode_cpu():
+    """pycaffe's caffe.set_mode_cpu(): caffelite always runs on the CPU, so there is nothing to switch."""
+
+
+def set_mode_gpu():
+    """pycaffe's caffe.set_mode_gpu(): caffelite has no GPU backend; say so once and keep running on the CPU."""
+    logging.getLogger("caffelite").warning("caffelite has no GPU backend: running on the CPU (numpy)")
+
+
+def set_device(device_id):
+    """pycaffe's caffe.set_device(id): only meaningful for GPUs, so only checked and ignored."""
+    if int(device_id) < 0:
+        raise ValueError(f"device id must be >= 0, got {device_id}")

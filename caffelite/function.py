@@ -64,6 +64,11 @@ class Function:
     def backward(self, top, propagate_down, bottom):
         """Default: nothing flows back (data layers, Accuracy)."""
 
+    @property
+    def blobs(self):
+        """pycaffe's name for a layer's learnable params (`net.layers[i].blobs[0].data`)."""
+        return self.params
+
     # -- properties the Net consults ------------------------------------------------------------
     def allow_force_backward(self, bottom_index):
         return True

@@ -3,6 +3,7 @@
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,9 @@ class Net:
 
     def __init__(self, model, *args, level=0, stages=None, weights=None, phase=None, dtype=np.float32):
         phase, weights = _constructor_args(args, phase, weights, model)
+        if len(args) == 2:
+            log.warning("Deprecated form Net(model, weights, phase); use Net('%s', %s, weights='%s')",
+                        model, PHASE_NAMES[phase], weights)
         param = _load_model(model)
         self.source = str(model) if isinstance(model, (str, Path)) else "<NetParameter>"
         self.dtype = np.dtype(dtype)
@@ -61,6 +65,7 @@ class Net:
         self._build()
         # Step 4: which layers and bottoms need backward.
         self._mark_backward(self._param.force_backward)
+        self._callbacks = {"before_forward": [], "after_forward": [], "before_backward": [], "after_backward": []}
         if weights:
             self.copy_from(weights)
 
@@ -236,6 +241,35 @@ class Net:
         return [slot.param.name for slot in self._slots]
 
     @property
+    def _blob_names(self):
+        return list(self.blobs)
+
+    @property
+    def _blobs(self):
+        return list(self.blobs.values())
+
+    @property
+    def _blob_loss_weights(self):
+        return list(self.blob_loss_weights.values())
+
+    @property
+    def _inputs(self):
+        """Indices into `_blobs` of the inputs (pycaffe's `net._inputs`)."""
+        return [self._blob_names.index(name) for name in self.inputs]
+
+    @property
+    def _outputs(self):
+        return [self._blob_names.index(name) for name in self.outputs]
+
+    def _top_ids(self, layer_index):
+        names = self._blob_names
+        return [names.index(name) for name in self._slots[layer_index].top_names]
+
+    def _bottom_ids(self, layer_index):
+        names = self._blob_names
+        return [names.index(name) for name in self._slots[layer_index].bottom_names]
+
+    @property
     def layer_dict(self):
         return OrderedDict((slot.param.name, slot.function) for slot in self._slots)
 
@@ -272,25 +306,34 @@ class Net:
 
     # -- running --------------------------------------------------------------------------------
     def forward_range(self, start=0, end=None):
-        """Run layers start..end (inclusive) and return the weighted loss they produce."""
+        """Run layers start..end (inclusive) and return the weighted loss they produce (Caffe's ForwardFromTo)."""
         end = len(self._slots) - 1 if end is None else end
         loss = 0.0
-        for slot in self._slots[start : end + 1]:
+        for index in range(start, end + 1):
+            slot = self._slots[index]
+            self._run_callbacks("before_forward", index)
             slot.function.reshape(slot.bottom, slot.top)
             slot.function.forward(slot.bottom, slot.top)
-            for index, weight in slot.loss_weights:
-                loss += weight * float(np.sum(slot.top[index].data, dtype=np.float64))
+            for top_index, weight in slot.loss_weights:
+                loss += weight * float(np.sum(slot.top[top_index].data, dtype=np.float64))
+            self._run_callbacks("after_forward", index)
         return loss
 
     def backward_range(self, start=None, end=0):
         """Backward through layers start..end (start >= end); loss tops are seeded with their weights."""
         start = len(self._slots) - 1 if start is None else start
-        for slot in reversed(self._slots[end : start + 1]):
-            if not slot.need_backward:
-                continue
-            for index, weight in slot.loss_weights:
-                slot.top[index].grad[...] = weight
-            slot.function.backward(slot.top, slot.bottom_need_backward, slot.bottom)
+        for index in range(start, end - 1, -1):
+            slot = self._slots[index]
+            self._run_callbacks("before_backward", index)
+            if slot.need_backward:
+                for top_index, weight in slot.loss_weights:
+                    slot.top[top_index].grad[...] = weight
+                slot.function.backward(slot.top, slot.bottom_need_backward, slot.bottom)
+            self._run_callbacks("after_backward", index)
+
+    # pycaffe's low-level names for the two ranges
+    _forward = forward_range
+    _backward = backward_range
 
     def forward_backward(self):
         loss = self.forward_range()
@@ -298,41 +341,142 @@ class Net:
         return loss
 
     def forward(self, blobs=None, start=None, end=None, **inputs):
-        """pycaffe's forward: set inputs by name, run, return {output name: array} (+ any `blobs` asked for)."""
-        for name, array in inputs.items():
-            self._set_input(name, array)
-        start_index = self._layer_index(start) if start else 0
-        end_index = self._layer_index(end) if end else len(self._slots) - 1
+        """pycaffe's forward: run layers `start`..`end` (names, inclusive) and return {blob name: data array}.
+
+        Inputs given by name are copied in first; if any is given, every input must be, each with the blob's
+        batch size. The result holds the outputs (or `end`'s tops) plus the blobs named in `blobs`; its arrays
+        are the blobs' own, overwritten by the next pass.
+        """
+        self._fill(inputs, self.inputs, "input", "data")
+        start_index = self._layer_index(start) if start is not None else 0
+        end_index = self._layer_index(end) if end is not None else len(self._slots) - 1
         self.forward_range(start_index, end_index)
-        wanted = (self._slots[end_index].top_names if end else self.outputs) + list(blobs or [])
-        return {name: self.blobs[name].data for name in wanted}
+        names = self._slots[end_index].top_names if end is not None else self.outputs
+        return {name: self.blobs[name].data for name in _unique(names, blobs, self)}
 
     def backward(self, diffs=None, start=None, end=None, **top_diffs):
-        """pycaffe's backward: set output diffs by name, run, return {input name: diff} (+ any `diffs` asked for)."""
-        for name, array in top_diffs.items():
-            if name not in self.outputs:
-                raise NetError(f"{self.source}: '{name}' is not an output blob of this net")
-            self._copy_into(self.blobs[name].grad, array, name)
-        start_index = self._layer_index(start) if start else len(self._slots) - 1
-        end_index = self._layer_index(end) if end else 0
+        """pycaffe's backward: from layer `start` down to `end` (names, inclusive); returns {blob name: diff array}.
+
+        Diffs given by output name are copied in first (all outputs, each batch sized); without them the loss
+        tops are seeded with their loss weights. The result holds the inputs' diffs (or `end`'s bottoms') plus
+        the blobs named in `diffs`.
+        """
+        self._fill(top_diffs, self.outputs, "output", "grad")
+        start_index = self._layer_index(start) if start is not None else len(self._slots) - 1
+        end_index = self._layer_index(end) if end is not None else 0
         self.backward_range(start_index, end_index)
-        wanted = (self._slots[end_index].bottom_names if end else self.inputs) + list(diffs or [])
-        return {name: self.blobs[name].grad for name in wanted}
+        names = self._slots[end_index].bottom_names if end is not None else self.inputs
+        return {name: self.blobs[name].grad for name in _unique(names, diffs, self)}
 
-    def _set_input(self, name, array):
-        if name not in self.inputs:
-            raise NetError(f"{self.source}: '{name}' is not an input blob (inputs: {', '.join(self.inputs)})")
-        self._copy_into(self.blobs[name].data, array, name)
+    def forward_all(self, blobs=None, **inputs):
+        """Forward arrays of any length in batches of the net's batch size; returns {name: array of all items}.
 
-    @staticmethod
-    def _copy_into(target, array, name):
-        array = np.asarray(array)
-        if array.ndim != target.ndim or array.shape[0] != target.shape[0]:
-            raise ShapeError(f"blob '{name}' has shape {target.shape}; got an array of shape {array.shape}")
-        try:
-            target[...] = array
-        except ValueError:
-            raise ShapeError(f"blob '{name}' has shape {target.shape}; got an array of shape {array.shape}") from None
+        The last batch is padded with zeros and the padding dropped from the results. Without inputs, one pass
+        over what the data layers produce.
+        """
+        names = _unique(self.outputs, blobs, self)
+        if not inputs:
+            outs = self.forward(blobs=blobs)
+            return {name: outs[name].copy() for name in names}
+        collected = {name: [] for name in names}
+        for batch in self._batch(inputs):
+            outs = self.forward(blobs=blobs, **batch)
+            for name in names:
+                collected[name].append(outs[name].copy())
+        return _joined(collected, self._padding(inputs))
+
+    def forward_backward_all(self, blobs=None, diffs=None, **arrays):
+        """forward_all and backward together: inputs and output diffs by name, batched and padded alike.
+
+        Returns ({name: data of all items}, {name: diff of all items}). A side not given (no inputs, or no
+        output diffs) runs on what the net holds: the data layers' batches, the loss weights.
+        """
+        unknown = sorted(set(arrays) - set(self.inputs) - set(self.outputs))
+        if unknown:
+            raise NetError(f"{self.source}: {', '.join(map(repr, unknown))} are neither inputs nor outputs of this net")
+        out_names = _unique(self.outputs, blobs, self)
+        diff_names = _unique(self.inputs, diffs, self)
+        outs = {name: [] for name in out_names}
+        grads = {name: [] for name in diff_names}
+        forward_batches = self._batch({name: arrays[name] for name in self.inputs if name in arrays})
+        backward_batches = self._batch({name: arrays[name] for name in self.outputs if name in arrays})
+        batches = zip_longest(forward_batches, backward_batches, fillvalue={}) if arrays else [({}, {})]
+        for forward_batch, backward_batch in batches:
+            batch_outs = self.forward(blobs=blobs, **forward_batch)
+            batch_grads = self.backward(diffs=diffs, **backward_batch)
+            for name in out_names:
+                outs[name].append(batch_outs[name].copy())
+            for name in diff_names:
+                grads[name].append(batch_grads[name].copy())
+        pad = self._padding(arrays) if arrays else 0
+        return _joined(outs, pad), _joined(grads, pad)
+
+    def _batch(self, arrays):
+        """Yield {name: batch} slices of `arrays` (same length each) in the net's batch size, the first blob's
+        first dimension; the last batch is padded with zeros. Nothing when `arrays` is empty."""
+        if not arrays:
+            return
+        arrays = {name: np.asarray(array) for name, array in arrays.items()}
+        count = _item_count(arrays)
+        lengths = {name: len(array) for name, array in arrays.items()}
+        if len(set(lengths.values())) > 1:
+            raise ShapeError(f"{self.source}: arrays to batch must have one length, got {lengths}")
+        batch_size = self._batch_size()
+        for begin in range(0, count - count % batch_size, batch_size):
+            yield {name: array[begin : begin + batch_size] for name, array in arrays.items()}
+        remainder = count % batch_size
+        if remainder:
+            yield {
+                name: np.concatenate(
+                    [array[count - remainder :], np.zeros((batch_size - remainder,) + array.shape[1:], array.dtype)]
+                )
+                for name, array in arrays.items()
+            }
+
+    def _batch_size(self):
+        return next(iter(self.blobs.values())).shape[0]
+
+    def _padding(self, arrays):
+        """How many zero items `_batch` adds to fill the last batch."""
+        return -_item_count(arrays) % self._batch_size()
+
+    # -- callbacks (pycaffe's net.before_forward(f) ...: f(layer_index) around each layer) --------------
+    def before_forward(self, callback):
+        self._callbacks["before_forward"].append(callback)
+
+    def after_forward(self, callback):
+        self._callbacks["after_forward"].append(callback)
+
+    def before_backward(self, callback):
+        self._callbacks["before_backward"].append(callback)
+
+    def after_backward(self, callback):
+        self._callbacks["after_backward"].append(callback)
+
+    def _run_callbacks(self, event, layer_index):
+        for callback in self._callbacks[event]:
+            callback(layer_index)
+
+    def _fill(self, given, allowed, kind, attribute):
+        """Check, then copy, arrays given by blob name into `attribute` (data or grad) of those blobs.
+
+        Unknown names and wrong shapes are refused before anything is copied; so is giving only some of them.
+        """
+        if not given:
+            return
+        for name in given:
+            if name not in allowed:
+                raise NetError(f"{self.source}: '{name}' is not an {kind} blob (the {kind}s: {', '.join(allowed)})")
+        arrays = {name: np.asarray(array) for name, array in given.items()}
+        for name, array in arrays.items():
+            _check_fits(getattr(self.blobs[name], attribute), array, name)
+        missing = [name for name in allowed if name not in given]
+        if missing:
+            raise NetError(
+                f"{self.source}: give every {kind} or none: missing {', '.join(map(repr, missing))}"
+            )
+        for name, array in arrays.items():
+            getattr(self.blobs[name], attribute)[...] = array
 
     def set_input_arrays(self, data, labels):
         """pycaffe's: hand arrays to the MemoryData layer that must come first in the net."""
@@ -475,6 +619,47 @@ class Net:
 
     def __repr__(self):
         return f"Net('{self.name}', {PHASE_NAMES[self.phase]}, {len(self._slots)} layers)"
+
+
+def _unique(names, extra, net):
+    """`names` then `extra`, each once; an unknown extra name is an error naming it."""
+    for name in extra or []:
+        if name not in net.blobs:
+            raise NetError(f"{net.source}: no blob named '{name}'")
+    return list(dict.fromkeys(list(names) + list(extra or [])))
+
+
+def _item_count(arrays):
+    return len(next(iter(arrays.values())))
+
+
+def _joined(parts, pad):
+    """Per-batch arrays joined along the batch axis, without the last `pad` items (the padding).
+
+    A scalar blob (a loss) has no batch axis: it comes back as one value per batch.
+    """
+    joined = {}
+    for name, batches in parts.items():
+        if batches[0].ndim == 0:
+            joined[name] = np.stack(batches)
+            continue
+        whole = np.concatenate(batches)
+        joined[name] = whole[: len(whole) - pad]
+    return joined
+
+
+def _check_fits(target, array, name):
+    """pycaffe's rule: the array has the blob's batch size (first dimension), and its values fit the blob."""
+    batch = array.shape[0] if array.ndim else None
+    if target.ndim and batch != target.shape[0]:
+        raise ShapeError(
+            f"blob '{name}' has batch size {target.shape[0]} (shape {target.shape}); "
+            f"got an array of shape {array.shape}"
+        )
+    try:
+        np.broadcast_to(array, target.shape)
+    except ValueError:
+        raise ShapeError(f"blob '{name}' has shape {target.shape}; got an array of shape {array.shape}") from None
 
 
 def filter_net(param):

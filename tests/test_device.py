@@ -1,6 +1,7 @@
 """caffelite.device: the CPU, numpy and BLAS facts behind `caffelite device_query`."""
 
 import os
+import pytest
 
 import numpy as np
 
@@ -52,3 +53,14 @@ def test_lines_say_when_no_thread_variable_is_set():
     lines = info.lines()
     assert "Logical cores: 4 (2 usable by this process)" in lines and "BLAS: unknown" in lines
     assert any(line.startswith("Threads: none of OPENBLAS_NUM_THREADS") for line in lines)
+
+
+def test_pycaffe_mode_switches_keep_scripts_running_on_the_cpu(caplog):
+    import caffelite as caffe
+
+    caffe.set_mode_cpu()
+    caffe.set_device(0)
+    caffe.set_mode_gpu()
+    assert "no GPU backend" in caplog.text
+    with pytest.raises(ValueError):
+        caffe.set_device(-1)

@@ -97,6 +97,14 @@ class Python(Function):
     def backward(self, top, propagate_down, bottom):
         self._call(self.user.backward, "backward", top, propagate_down, bottom)
 
+    def __getattr__(self, name):
+        # pycaffe hands back the user's own object as net.layers[i] (scripts call its methods, e.g. a data
+        # layer's set_roidb); attributes this wrapper lacks are looked up there.
+        user = self.__dict__.get("user")
+        if user is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(user, name)
+
     def _user_class(self, python_param):
         if not python_param.module or not python_param.layer:
             raise NetError(f"{self.describe()}: python_param needs both 'module' and 'layer'")
@@ -131,10 +139,30 @@ class Python(Function):
                 raise
             raise type(error)(f"{self.describe()}: {step}: {error}") from error
         except Exception as error:
-            raise NetError(
-                f"{self.describe()}: {self._user_name()}.{step} raised {type(error).__name__}: {error}"
-            ) from error
+            message = f"{self.describe()}: {self._user_name()}.{step} raised {type(error).__name__}: {error}"
+            raise _layer_error(type(error), message) from error
 
     def _user_name(self):
         python_param = self.param.python_param
         return f"{python_param.module}.{python_param.layer}"
+
+
+_error_classes = {}
+
+
+def _layer_error(user_type, message):
+    """A NetError that is also a `user_type`, so `except RuntimeError` still catches what the user's layer raised
+    (as in pycaffe, where a Python layer's exception reaches the caller unchanged). Plain NetError for exception
+    types that cannot be combined or built from a message alone."""
+    try:
+        if user_type not in _error_classes:
+            _error_classes[user_type] = type(
+                f"PythonLayer{user_type.__name__}", (NetError, user_type), {"__str__": _message_str}
+            )
+        return _error_classes[user_type](message)
+    except TypeError:
+        return NetError(message)
+
+
+def _message_str(error):
+    return str(error.args[0]) if len(error.args) == 1 else Exception.__str__(error)

@@ -110,9 +110,21 @@ class Solver:
         return merged
 
     # -- the loop -------------------------------------------------------------------------------
-    def add_callback(self, callback):
-        """`callback` may define on_start() and on_gradients_ready(), called every iteration."""
+    def add_callback(self, callback, on_gradients_ready=None):
+        """`callback` may define on_start() and on_gradients_ready(), called every iteration; or, as in pycaffe,
+        give the two functions: add_callback(on_start, on_gradients_ready)."""
+        if on_gradients_ready is not None:
+            callback = _FunctionCallback(callback, on_gradients_ready)
         self.callbacks.append(callback)
+
+    def share_weights(self, net):
+        """pycaffe's: make `net` use the training net's param arrays (layers matched by name)."""
+        net.share_with(self.net)
+
+    @property
+    def lr(self):
+        """The learning rate of the current iteration (pycaffe's `solver.lr`); changes nothing."""
+        return learning_rate(self.param, self.iter, self.current_step)[0]
 
     def _notify(self, event):
         for callback in self.callbacks:
@@ -352,6 +364,14 @@ class Solver:
             target[...] = values.reshape(target.shape)
         self.iter = state.iter
         self.current_step = state.current_step
+
+
+class _FunctionCallback:
+    """pycaffe's callback form: two plain functions."""
+
+    def __init__(self, on_start, on_gradients_ready):
+        self.on_start = on_start
+        self.on_gradients_ready = on_gradients_ready
 
 
 def _resolve_beside(path, state_file):
