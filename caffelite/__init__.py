@@ -1,5 +1,8 @@
 """caffelite: Caffe's model format and workflow in Python, under pycaffe's names (`import caffelite as caffe`)."""
 
+from caffelite import coord_map, io
+from caffelite.classifier import Classifier
+from caffelite.detector import Detector
 from caffelite.device import set_device, set_mode_cpu, set_mode_gpu
 from caffelite.errors import CaffeliteError
 from caffelite.function import Function, layer_type_list, register_layer
@@ -33,6 +36,8 @@ __all__ = [
     "AdamSolver",
     "AdamWSolver",
     "CaffeliteError",
+    "Classifier",
+    "Detector",
     "Function",
     "Layer",
     "Net",
@@ -44,7 +49,9 @@ __all__ = [
     "Solver",
     "Tensor",
     "allow_python_layers",
+    "coord_map",
     "get_solver",
+    "io",
     "layer_type_list",
     "layers",
     "net_spec",
