@@ -8,10 +8,10 @@ from caffelite.errors import CaffeliteError
 from caffelite.function import Function, layer_type_list, register_layer
 from caffelite.layers.python import Layer, allow_python_layers, python_layers_allowed
 from caffelite.net import Net
-# pycaffe's NetSpec names: `from caffelite import layers as L, params as P`. As in pycaffe, caffelite.layers is
-# the NetSpec layer factory; the layer implementations are imported as modules (caffelite.layers.relu ...).
-from caffelite import net_spec
-from caffelite.net_spec import NetSpec, layers, params, to_proto
+# pycaffe's NetSpec names: `from caffelite import layers as L, params as P` (the layers package doubles as the
+# NetSpec layer factory, see caffelite/layers/__init__.py).
+from caffelite import layers, net_spec
+from caffelite.net_spec import NetSpec, params, to_proto
 from caffelite.phase import TEST, TRAIN
 from caffelite.rng import set_random_seed
 from caffelite.solvers import (

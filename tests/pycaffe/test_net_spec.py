@@ -372,3 +372,6 @@ def test_pycaffe_import_form_gives_the_netspec_factories():
     text = str(n.to_proto())
     assert 'type: "Pooling"' in text and "pool: MAX" in text
     assert "ReLU" in caffe.layer_type_list()  # the layer registry is untouched by the factory's name
+    import caffelite.layers.relu as relu_module  # the package's modules stay importable as modules
+
+    assert relu_module.ReLU.type == "ReLU"
