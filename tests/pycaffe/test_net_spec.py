@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import caffelite
+from caffelite.data.mnist import convert_mnist
 from caffelite.errors import CaffeliteError
 from caffelite.io.prototxt import parse_text, read_text
 from caffelite.net_spec import NetSpec, NetSpecError, layers as L, param_name_dict, params as P, to_proto
@@ -291,9 +292,9 @@ def test_lenet_train_test_equals_the_model_file():
 
 
 def test_learning_lenet_notebook_style_builds_a_training_net(tmp_path):
-    source = PROJECT / "models" / "lenet" / "mnist_train_lmdb"
-    if not (source / "data.mdb").exists():
-        pytest.skip(f"needs {source}")
+    mnist = PROJECT / "models" / "lenet" / "mnist"
+    source = tmp_path / "mnist_test_lmdb"
+    convert_mnist(mnist / "t10k-images-idx3-ubyte.gz", mnist / "t10k-labels-idx1-ubyte.gz", source)
     n = NetSpec()
     n.data, n.label = L.Data(batch_size=8, backend=P.Data.LMDB, source=str(source),
                              transform_param=dict(scale=1.0 / 255), ntop=2)
