@@ -13,6 +13,7 @@ import traceback
 import numpy as np
 
 from caffelite import device
+from caffelite import draw
 from caffelite import log as glog
 from caffelite import logtools
 from caffelite import progress
@@ -21,7 +22,7 @@ from caffelite.data.image_mean import compute_image_mean, write_mean
 from caffelite.data.imageset import convert_imageset
 from caffelite.data.mnist import convert_mnist
 from caffelite.errors import CaffeliteError
-from caffelite.io.prototxt import read_solver_text
+from caffelite.io.prototxt import read_net_text, read_solver_text
 from caffelite.log import number as _fmt
 from caffelite.net import Net
 from caffelite.phase import TEST, TRAIN
@@ -171,6 +172,21 @@ def _parser():
     plot_log.add_argument("output_png", help="the image to write (.png)")
     plot_log.add_argument("logs", nargs="+", help="training logs (glog format)")
     plot_log.set_defaults(run=_plot_log)
+
+    draw_net = commands.add_parser(
+        "draw_net", help="a picture of a net's layers and blobs via Graphviz (pycaffe's python/draw_net.py)",
+        description="Draw INPUT_NET_PROTO_FILE into OUTPUT_IMAGE_FILE, in the format its extension names "
+                    "(.png, .svg, .pdf, ...; .raw writes the dot source). Needs Graphviz's dot.",
+    )
+    draw_net.add_argument("input_net_proto_file", help="the net prototxt")
+    draw_net.add_argument("output_image_file", help="the image to write")
+    draw_net.add_argument("--rankdir", default="LR",
+                          help="layout direction: LR (left to right, default), RL, TB (top to bottom) or BT")
+    draw_net.add_argument("--phase", default="ALL", choices=["TRAIN", "TEST", "ALL"],
+                          help="draw only the layers of this phase (default ALL: every layer)")
+    draw_net.add_argument("--display_lrm", action="store_true",
+                          help="show the learning-rate multipliers of Convolution, Deconvolution, InnerProduct")
+    draw_net.set_defaults(run=_draw_net)
 
     for sub in (train, test, timing, features):
         sub.add_argument(
@@ -384,6 +400,13 @@ def _parse_log(args):
 def _plot_log(args):
     logtools.plot_chart(args.chart_type, args.output_png, args.logs)
     log.info("Wrote %s (%s)", args.output_png, logtools.chart_description(args.chart_type))
+    return 0
+
+
+def _draw_net(args):
+    net = read_net_text(args.input_net_proto_file)
+    print(f"Drawing net to {args.output_image_file}")
+    draw.draw_net_to_file(net, args.output_image_file, args.rankdir, _PHASES.get(args.phase), args.display_lrm)
     return 0
 
 
