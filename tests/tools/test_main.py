@@ -235,3 +235,14 @@ def test_python_layers_need_the_flag(python_layer_model):
     )
     assert tested.returncode == 0, tested.stderr
     assert "Batch 0, acc = " in tested.stderr
+
+
+def test_the_command_starts_without_the_optional_extras():
+    """`pip install .` (no extras) must give a working `caffelite`: matplotlib and plyvel load only when used."""
+    blocked = "import sys; sys.modules.update(matplotlib=None, plyvel=None); "
+    result = subprocess.run(
+        [sys.executable, "-c", blocked + "from caffelite_tools.main import main; raise SystemExit(main(['--help']))"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "train" in result.stdout
