@@ -3,10 +3,9 @@
 import io
 import logging
 
-import lmdb
 import numpy as np
-import plyvel
 import pytest
+from db_helpers import read_leveldb, read_lmdb
 from PIL import Image
 
 from caffelite.data import db
@@ -51,21 +50,6 @@ def make_images(root, sizes=((4, 6), (4, 6), (4, 6)), seed=0):
 def write_list(path, entries):
     path.write_text("".join(f"{name} {label}\n" for name, label, *_ in entries))
     return path
-
-
-def read_lmdb(path):
-    env = lmdb.open(str(path), readonly=True, lock=False)
-    with env.begin() as txn:
-        records = list(txn.cursor())
-    env.close()
-    return records
-
-
-def read_leveldb(path):
-    handle = plyvel.DB(str(path))
-    records = list(handle.iterator())
-    handle.close()
-    return records
 
 
 @pytest.fixture

@@ -4,10 +4,9 @@ import re
 import subprocess
 import sys
 
-import lmdb
 import numpy as np
-import plyvel
 import pytest
+from db_helpers import read_leveldb, read_lmdb
 from PIL import Image
 
 from caffelite.data.image_mean import compute_image_mean, mean_blobproto
@@ -23,22 +22,6 @@ def run_cli(*args):
     return subprocess.run(
         [sys.executable, "-m", "caffelite_tools.main", *map(str, args)], capture_output=True, text=True, timeout=120
     )
-
-
-def read_lmdb(path):
-    env = lmdb.open(str(path), readonly=True, lock=False)
-    with env.begin() as txn:
-        records = list(txn.cursor())
-    env.close()
-    return records
-
-
-def read_leveldb(path):
-    handle = plyvel.DB(str(path))
-    try:
-        return list(handle.iterator())
-    finally:
-        handle.close()
 
 
 @pytest.fixture
