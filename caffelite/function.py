@@ -43,6 +43,9 @@ class Function:
     max_top = None
     # Loss layers: top[0] gets loss_weight 1 by default and an anonymous top if none is named.
     is_loss = False
+    # Whether backward may be called after a forward. A Net sets it from its pruning, so that layers in a
+    # forward-only part skip keeping copies of what only their backward would read.
+    need_backward = True
 
     def __init__(self, param, phase=TEST, dtype=np.float32):
         self.param = param

@@ -230,6 +230,8 @@ class Net:
                     need or slot.function.allow_force_backward(index)
                     for index, need in enumerate(slot.bottom_need_backward)
                 ]
+        for slot in self._slots:
+            slot.function.need_backward = slot.need_backward
 
     # -- pycaffe's views ------------------------------------------------------------------------
     @property

@@ -6,12 +6,26 @@ from caffelite.errors import ShapeError
 
 
 class Tensor:
-    """`data` and `grad` (alias `diff`) are numpy arrays of one shape and dtype (float32 unless asked otherwise)."""
+    """`data` and `grad` (alias `diff`) are numpy arrays of one shape and dtype (float32 unless asked otherwise).
+
+    `grad` is allocated (as zeros) on first use, as Caffe allocates a blob's diff: a forward-only net never pays
+    for it.
+    """
 
     def __init__(self, shape=(), dtype=np.float32):
         shape = _checked_shape(shape)
         self.data = np.zeros(shape, dtype=dtype)
-        self.grad = np.zeros(shape, dtype=dtype)
+        self._grad = None
+
+    @property
+    def grad(self):
+        if self._grad is None:
+            self._grad = np.zeros(self.data.shape, dtype=self.data.dtype)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad = value
 
     @classmethod
     def from_array(cls, array, dtype=None):
@@ -75,10 +89,11 @@ class Tensor:
             return
         if int(np.prod(shape, dtype=np.int64)) == self.count:
             self.data = self.data.reshape(shape)
-            self.grad = self.grad.reshape(shape)
+            if self._grad is not None:
+                self._grad = self._grad.reshape(shape)
         else:
             self.data = np.zeros(shape, dtype=self.data.dtype)
-            self.grad = np.zeros(shape, dtype=self.grad.dtype)
+            self._grad = None
 
     def reshape_like(self, other):
         self.reshape(other.shape)

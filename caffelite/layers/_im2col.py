@@ -112,3 +112,67 @@ class Workspace:
         array = self.get(name, shape, dtype)
         array.fill(0)
         return array
+
+
+class StridePhases:
+    """An input inside a constant border, laid out so that every kernel offset reads ONE contiguous run.
+
+    With stride s on an axis, the windows of kernel offset k read padded cells k, k + s, k + 2s, ...: strided and
+    short, which numpy runs slowly. Here padded cell (h, w) of plane i (the leading axes, e.g. image x channel)
+    is stored in phase (h % s_h, w % s_w), phase-major: phase, plane, h // s_h, w // s_w. Kernel offset k then
+    reads one phase from (k_h // s_h, k_w // s_w) on, and the reads of all planes together are one run of
+    `block` cells, read as the "wide" shape (*lead, H', W'): output (o_h, o_w) sits at [..., o_h, o_w], and
+    `valid` crops the positions past the output (whose values are meaningless: runs cross row and plane ends).
+    A gradient buffer of the same layout (`zeros`) takes per-offset sums, as long as the meaningless positions
+    add zeros, and `unload` returns it to the input's layout. For stride 1 there is a single phase.
+    """
+
+    def __init__(self, fill, before, stride, padded_shape, out_shape, lead, dtype):
+        self.fill, self.dtype = fill, np.dtype(dtype)
+        self.before, self.stride = tuple(before), tuple(stride)
+        self.size = tuple(-(-n // s) for n, s in zip(padded_shape, stride))
+        self.wide = tuple(lead) + self.size
+        self.valid = (Ellipsis,) + tuple(slice(0, o) for o in out_shape)
+        self.block = int(np.prod(self.wide, dtype=np.int64))
+        self._phases = int(np.prod(self.stride))
+        # The farthest start any offset can have inside a phase: runs starting there end past the last phase.
+        self._tail = self.size[-1] * (padded_shape[0] // stride[0]) + padded_shape[1] // stride[1]
+        self.length = self._phases * self.block + self._tail
+        self._buffer = None
+
+    def start(self, offset):
+        """Where kernel `offset`'s run begins."""
+        phase = (offset[0] % self.stride[0]) * self.stride[1] + offset[1] % self.stride[1]
+        return phase * self.block + (offset[0] // self.stride[0]) * self.size[1] + offset[1] // self.stride[1]
+
+    def run(self, flat, start):
+        """The (*lead, H', W') view of `flat` (a buffer of this layout) read from `start`."""
+        return flat[start:start + self.block].reshape(self.wide)
+
+    def load(self, x):
+        """The buffer holding x (rebuilt with its border after `release`)."""
+        if self._buffer is None:
+            self._buffer = np.full(self.length, self.fill, dtype=self.dtype)
+        for phase, target, source in self._pairs(x.shape[-2:]):
+            self.run(self._buffer, phase * self.block)[target] = x[source]
+        return self._buffer
+
+    def release(self):
+        self._buffer = None
+
+    def unload(self, flat, out):
+        """out = the cells of `flat` (this layout) that hold the input, i.e. without the border."""
+        for phase, target, source in self._pairs(out.shape[-2:]):
+            out[source] = self.run(flat, phase * self.block)[target]
+
+    def _pairs(self, spatial):
+        """(phase number, index into its wide view, index into the input) for each phase holding input cells."""
+        for number, phase in enumerate(itertools.product(*(range(s) for s in self.stride))):
+            source, target = [], []
+            for r, s, b, n in zip(phase, self.stride, self.before, spatial):
+                first = (r - b) % s  # first input cell whose padded position is in phase r
+                count = len(range(first, n, s))
+                source.append(slice(first, n, s))
+                target.append(slice((first + b) // s, (first + b) // s + count))
+            if all(t.stop > t.start for t in target):
+                yield number, (Ellipsis,) + tuple(target), (Ellipsis,) + tuple(source)

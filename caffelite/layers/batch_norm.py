@@ -54,13 +54,17 @@ class BatchNorm(Function):
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.num, self.channels, -1)
         if self.use_global_stats:
+            # Constants: backward needs only the std, so the top is written directly, in two passes.
             mean, var = self._stored_estimates()
-            centered = x - mean[:, None]
-        else:
-            mean = x.mean(axis=(0, 2))
-            centered = x - mean[:, None]
-            var = np.square(centered).mean(axis=(0, 2))
-            self._update_statistics(mean, var, x.size // self.channels)
+            self._std = np.sqrt(var + self.eps)[:, None]
+            y = top[0].data.reshape(x.shape)
+            np.subtract(x, mean[:, None], out=y)
+            y /= self._std
+            return
+        mean = x.mean(axis=(0, 2))
+        centered = x - mean[:, None]
+        var = np.square(centered).mean(axis=(0, 2))
+        self._update_statistics(mean, var, x.size // self.channels)
         self._std = np.sqrt(var + self.eps)[:, None]
         # Kept apart from the top: a later in-place layer may change it before backward.
         self._normalized = centered / self._std

@@ -5,7 +5,7 @@ import numpy as np
 from caffelite.errors import NetError, ShapeError
 from caffelite.function import Function, register_layer
 from caffelite.layers._axis import check_image_batch
-from caffelite.layers._im2col import BorderedInput, Workspace, add_into, interior, kernel_offsets, offset_slices
+from caffelite.layers._im2col import StridePhases, Workspace, kernel_offsets
 from caffelite.phase import TRAIN
 from caffelite.proto import caffe_pb2
 from caffelite.rng import rng
@@ -58,8 +58,7 @@ class Pooling(Function):
             if self.kernel is not None and any(p >= k for p, k in zip(self.pad, self.kernel)):
                 raise NetError(f"{self.describe()}: pad {list(self.pad)} must be smaller than kernel "
                                f"{list(self.kernel)}")
-        # MAX pads with -inf so padding never wins; the others pad with zeros, which add nothing.
-        self._bordered = BorderedInput(fill=-np.inf if self.method == _POOL.MAX else 0)
+        self._phases = None
         self._work = Workspace()
         self._winner = None
 
@@ -93,13 +92,15 @@ class Pooling(Function):
         out = shape[:2] + self.out_shape
         for t in top:
             t.reshape(out)
-        self._offsets = [
-            (index, offset_slices(offset, self.stride, (1, 1), self.out_shape))
-            for index, offset in enumerate(kernel_offsets(self.kernel))
-        ]
+        # MAX pads with -inf so padding never wins; the others pad with zeros, which add nothing.
+        fill = -np.inf if self.method == _POOL.MAX else 0
+        self._phases = StridePhases(fill, self.pad, self.stride, self.padded_shape, self.out_shape, shape[:2],
+                                    self.dtype)
+        self._offsets = [(index, self._phases.start(k)) for index, k in enumerate(kernel_offsets(self.kernel))]
         self._winner_dtype = np.int16 if len(self._offsets) <= np.iinfo(np.int16).max else np.int32
-        self._disjoint = all(s >= k for s, k in zip(self.stride, self.kernel))
-        self._area = self._window_area().astype(self.dtype)
+        # Caffe's divisor at each wide position; 1 where nothing is output, so that no 0/0 arises there.
+        self._area = np.ones(self._phases.size, dtype=self.dtype)
+        self._area[self._phases.valid] = self._window_area()
 
     def _output_size(self, i):
         size, pad, kernel, stride = self.in_shape[i], self.pad[i], self.kernel[i], self.stride[i]
@@ -122,8 +123,9 @@ class Pooling(Function):
         return np.outer(sides[0], sides[1])
 
     # -- forward ----------------------------------------------------------------------------------
+    # Every pass below works on whole "wide" arrays (see StridePhases): x[start] is one kernel offset's reads.
     def forward(self, bottom, top):
-        x = self._bordered.load(bottom[0].data, self.pad, self.padded_shape)
+        x = self._phases.load(bottom[0].data)
         self._winner = None
         if self.method == _POOL.MAX:
             self._forward_max(x, top)
@@ -133,101 +135,103 @@ class Pooling(Function):
             self._forward_sample(x, top[0].data)
         else:
             self._forward_weighted(x, top[0].data)
+        if not self.need_backward and len(top) == 1:
+            self._phases.release()  # a forward-only net keeps no copy of its inputs
+
+    def _read(self, x, start):
+        return self._phases.run(x, start)
+
+    def _wide(self, name, dtype=None):
+        return self._work.get(name, self._phases.wide, dtype or self.dtype)
 
     def _forward_max(self, x, top):
         # Kept apart from top[0]: an in-place layer after this one may change the top before backward.
-        best = self._work.get("best", top[0].shape, self.dtype)
+        best = self._wide("best")
         best.fill(_LOWEST)
-        for _, cells in self._offsets:
-            np.fmax(best, x[..., cells[0], cells[1]], out=best)  # fmax: NaN never wins, as in Caffe's `>`
-        top[0].data[...] = best
+        for _, start in self._offsets:
+            np.fmax(best, self._read(x, start), out=best)  # fmax: NaN never wins, as in Caffe's `>`
+        top[0].data[...] = best[self._phases.valid]
         if len(top) > 1:
-            top[1].data[...] = self._argmax_index(self._winners(x))
+            top[1].data[...] = self._argmax_index(self._winners(x)[self._phases.valid])
 
     def _forward_ave(self, x, y):
-        y.fill(0)
-        for _, cells in self._offsets:
-            y += x[..., cells[0], cells[1]]
+        total = self._window_sum(x)
         with np.errstate(divide="ignore", invalid="ignore"):  # Caffe's 0/0 for windows wholly past the input
-            y /= self._area
+            y[...] = (total / self._area)[self._phases.valid]
 
     def _forward_sample(self, x, y):
         """Pick, per window, the first cell (scan order) where the running sum reaches u * window sum, u ~ U[0, 1)."""
         total = self._window_sum(x)
-        threshold = total * rng().random(total.shape).astype(self.dtype)
-        running = self._work.zeros("running", y.shape, self.dtype)
-        chosen = self._work.get("chosen", y.shape, self._winner_dtype)
+        threshold = self._wide("threshold")
+        threshold.fill(np.inf)  # never reached where nothing is output
+        valid = self._phases.valid
+        threshold[valid] = total[valid] * rng().random(y.shape).astype(self.dtype)
+        running = self._work.zeros("running", self._phases.wide, self.dtype)
+        chosen = self._wide("chosen", self._winner_dtype)
         chosen.fill(-1)
-        reached = self._work.get("reached", y.shape, bool)
-        y.fill(0)
-        for index, cells in self._offsets:
-            values = x[..., cells[0], cells[1]]
+        reached = self._wide("reached", bool)
+        picked = self._work.zeros("picked", self._phases.wide, self.dtype)
+        for index, start in self._offsets:
+            values = self._read(x, start)
             running += values
             np.greater_equal(running, threshold, out=reached)
             reached &= chosen < 0
             np.putmask(chosen, reached, index)
-            np.putmask(y, reached, values)
+            np.putmask(picked, reached, values)
+        y[...] = picked[valid]
         self._winner = chosen
 
     def _forward_weighted(self, x, y):
         total = self._window_sum(x)
-        squares = self._work.zeros("squares", y.shape, self.dtype)
-        for _, cells in self._offsets:
-            squares += np.square(x[..., cells[0], cells[1]])
+        squares = self._work.zeros("squares", self._phases.wide, self.dtype)
+        for _, start in self._offsets:
+            squares += np.square(self._read(x, start))
         with np.errstate(divide="ignore", invalid="ignore"):
-            y[...] = np.where(total > 0, squares / total, 0)
+            y[...] = np.where(total > 0, squares / total, 0)[self._phases.valid]
 
     def _window_sum(self, x):
-        total = self._work.zeros("total", x.shape[:2] + self.out_shape, self.dtype)
-        for _, cells in self._offsets:
-            total += x[..., cells[0], cells[1]]
+        total = self._work.zeros("total", self._phases.wide, self.dtype)
+        for _, start in self._offsets:
+            total += self._read(x, start)
         return total
 
     # -- backward ---------------------------------------------------------------------------------
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        dy = top[0].grad
-        grad = self._grad_buffer(bottom[0])
+        # Zero where nothing is output, so that those positions add nothing below.
+        dy = self._work.zeros("dy", self._phases.wide, self.dtype)
+        dy[self._phases.valid] = top[0].grad
+        grad = self._work.zeros("grad", (self._phases.length,), self.dtype)
         if self.method == _POOL.AVE:
             self._route_average(dy, grad)
         elif self.method == _POOL.STOCHASTIC and self.phase != TRAIN:
             self._route_weighted(bottom[0].data, dy, grad)
         else:
-            x = self._bordered.load(bottom[0].data, self.pad, self.padded_shape)
-            self._route_to_winners(self._winners(x), dy, grad)
-        if grad is not bottom[0].grad:
-            bottom[0].grad[...] = grad[(Ellipsis,) + interior(self.pad, self.in_shape)]
-
-    def _grad_buffer(self, bottom):
-        """Where window gradients are summed: the bottom's grad itself when there is no border, else a scratch."""
-        if not any(self.pad) and self.padded_shape == self.in_shape:
-            bottom.grad.fill(0)
-            return bottom.grad
-        return self._work.zeros("grad", bottom.shape[:2] + self.padded_shape, self.dtype)
+            self._route_to_winners(self._winners(self._phases.load(bottom[0].data)), dy, grad)
+        self._phases.unload(grad, bottom[0].grad)
 
     def _route_to_winners(self, winner, dy, grad):
-        picked = self._work.get("picked", dy.shape, self.dtype)
-        for index, cells in self._offsets:
+        picked = self._wide("picked")
+        for index, start in self._offsets:
             np.multiply(dy, winner == index, out=picked)
-            add_into(grad[..., cells[0], cells[1]], picked, self._disjoint)
+            self._read(grad, start)[...] += picked
 
     def _route_average(self, dy, grad):
-        with np.errstate(divide="ignore", invalid="ignore"):  # a window past the input only touches the border
-            share = dy / self._area
-        for _, cells in self._offsets:
-            add_into(grad[..., cells[0], cells[1]], share, self._disjoint)
+        share = dy / self._area
+        for _, start in self._offsets:
+            self._read(grad, start)[...] += share
 
     def _route_weighted(self, data, dy, grad):
         """Gradient of sum(x^2) / sum(x): (2 x - y) / sum(x). (Caffe has no TEST backward; this is the exact one.)"""
-        x = self._bordered.load(data, self.pad, self.padded_shape)
+        x = self._phases.load(data)
         total = self._window_sum(x)
-        squares = sum(np.square(x[..., c[0], c[1]]) for _, c in self._offsets)
+        squares = sum(np.square(self._read(x, start)) for _, start in self._offsets)
         with np.errstate(divide="ignore", invalid="ignore"):
             y = np.where(total > 0, squares / total, 0)
             scale = np.where(total > 0, dy / total, 0)
-        for _, cells in self._offsets:
-            grad[..., cells[0], cells[1]] += scale * (2 * x[..., cells[0], cells[1]] - y)
+        for _, start in self._offsets:
+            self._read(grad, start)[...] += scale * (2 * self._read(x, start) - y)
 
     # -- argmax -----------------------------------------------------------------------------------
     def _winners(self, x):
@@ -236,15 +240,15 @@ class Pooling(Function):
         Computed lazily (on a mask top or in backward): a forward-only net never pays for it.
         """
         if self._winner is None:
-            best = self._work.get("best", x.shape[:2] + self.out_shape, self.dtype)
+            best = self._wide("best")
             winner = self._work.zeros("winner", best.shape, self._winner_dtype)
             found = self._work.zeros("found", best.shape, bool)
-            hit = self._work.get("hit", best.shape, bool)
-            first = self._work.get("first", best.shape, bool)
-            step = self._work.get("step", best.shape, self._winner_dtype)
+            hit = self._wide("hit", bool)
+            first = self._wide("first", bool)
+            step = self._wide("step", self._winner_dtype)
             # Branch-free: add the offset where the max shows up for the first time (masked stores are slow here).
-            for index, cells in self._offsets:
-                np.equal(x[..., cells[0], cells[1]], best, out=hit)
+            for index, start in self._offsets:
+                np.equal(self._read(x, start), best, out=hit)
                 np.greater(hit, found, out=first)
                 np.multiply(first, self._winner_dtype(index), out=step)
                 winner += step
@@ -253,7 +257,6 @@ class Pooling(Function):
             np.putmask(winner, best == _LOWEST, -1)
             self._winner = winner
         return self._winner
-
     def _argmax_index(self, winner):
         """Offsets as Caffe's mask: flat index h * W + w into the unpadded input, -1 where nothing won."""
         width = self.in_shape[1]

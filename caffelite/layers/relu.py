@@ -15,8 +15,17 @@ class ReLU(Neuron):
 
     def forward(self, bottom, top):
         x = bottom[0].data
-        top[0].data[...] = np.where(x > 0, x, self.slope * x)
+        if self.slope:
+            top[0].data[...] = np.where(x > 0, x, self.slope * x)
+        else:
+            np.maximum(x, 0, out=top[0].data)  # one pass, in place too; NaN stays NaN as with Caffe's max
 
     def backward(self, top, propagate_down, bottom):
-        if propagate_down[0]:  # valid in place for slope >= 0: y > 0 exactly where x > 0
-            bottom[0].grad[...] = top[0].grad * np.where(bottom[0].data > 0, 1, self.slope).astype(self.dtype)
+        if not propagate_down[0]:
+            return
+        # Valid in place for slope >= 0: y > 0 exactly where x > 0.
+        positive = bottom[0].data > 0
+        if self.slope:
+            bottom[0].grad[...] = top[0].grad * np.where(positive, 1, self.slope).astype(self.dtype)
+        else:
+            np.multiply(top[0].grad, positive, out=bottom[0].grad)

@@ -1,5 +1,7 @@
 """Multiply by a scale, learned or given as a second bottom, broadcast along the input's other axes; optional bias."""
 
+import numpy as np
+
 from caffelite.fillers import fill
 from caffelite.function import Function, register_layer
 from caffelite.layers._broadcast import learned_operand_shape, split_dims, sum_to_operand
@@ -44,11 +46,11 @@ class Scale(Function):
     def forward(self, bottom, top):
         x = bottom[0].data
         # In place, x is about to be overwritten, and the scale's gradient needs it.
-        self._input = x.copy() if top[0] is bottom[0] else None
-        y = x.reshape(self.dims) * self._scale(bottom).data.reshape(self.dims[1], 1)
+        self._input = x.copy() if top[0] is bottom[0] and self.need_backward else None
+        y = top[0].data.reshape(self.dims)
+        np.multiply(x.reshape(self.dims), self._scale(bottom).data.reshape(self.dims[1], 1), out=y)
         if self.bias_term:
-            y = y.reshape(self.bias_dims) + self.params[-1].data.reshape(self.bias_dims[1], 1)
-        top[0].data[...] = y.reshape(top[0].shape)
+            y.reshape(self.bias_dims)[...] += self.params[-1].data.reshape(self.bias_dims[1], 1)
 
     def backward(self, top, propagate_down, bottom):
         dy = top[0].grad

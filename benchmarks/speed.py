@@ -1,0 +1,387 @@
+"""caffelite's speed on the classic models, side by side with PyTorch when it is installed.
+
+    python benchmarks/speed.py [--rows lenet,cifar10,caffenet,googlenet,nsfw] [--repeats 20] [--json out.json]
+
+Rows:
+  lenet-train      one full solver iteration (forward, backward, SGD update) of models/lenet, batch 64
+  cifar10-train    the same for models/cifar10_quick, batch 100
+  caffenet, googlenet, nsfw    deploy nets at batch 10: `forward` and `forward+backward` rows
+
+Data layers are replaced by Input layers of the same shapes, filled once with fixed random images and labels, so
+only the network is timed. CaffeNet and GoogLeNet come from BVLC's model zoo prototxts under
+../shared/conformance (skipped with a note when absent) with random weights (no pretrained file is shipped);
+open_nsfw uses its real weights. Each row reports the median milliseconds per iteration over --repeats runs
+after warm-up, images/s, GFLOP/s (convolution and inner-product multiply-adds only, counted from the layers'
+shapes) and its share of the measured float32 matrix-multiply peak, and the peak numpy memory of building the
+net and running one pass (tracemalloc) against the sum of weights and activations it must hold.
+
+With PyTorch installed (`pip install -e '.[bench]'`), each row is also built in torch from the same layers and
+weights (benchmarks/torch_net.py), its outputs are checked against caffelite's, and the time ratio
+caffelite/PyTorch is printed, both measured in this same run.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from caffelite.io.prototxt import read_net_text, read_solver_text
+from caffelite.net import Net
+from caffelite.phase import TEST, TRAIN
+from caffelite.proto import caffe_pb2
+from caffelite.solvers.solver import SOLVERS
+
+PROJECT = Path(__file__).resolve().parents[1]
+CONFORMANCE = PROJECT.parent / "shared" / "conformance"
+DEPLOY_BATCH = 10
+
+
+@dataclass
+class Model:
+    name: str
+    kind: str  # "train": a solver prototxt; "deploy": a net prototxt
+    path: Path
+    input_shape: tuple  # per image (C, H, W)
+    batch: int
+    weights: Path = None
+
+
+def models(conformance):
+    zoo = conformance / "bvlc_caffe" / "models"
+    return {
+        "lenet": Model("lenet", "train", PROJECT / "models/lenet/lenet_solver.prototxt", (1, 28, 28), 64),
+        "cifar10": Model("cifar10", "train", PROJECT / "models/cifar10_quick/cifar10_quick_solver.prototxt",
+                         (3, 32, 32), 100),
+        "caffenet": Model("caffenet", "deploy", zoo / "bvlc_reference_caffenet/deploy.prototxt", (3, 227, 227),
+                          DEPLOY_BATCH),
+        "googlenet": Model("googlenet", "deploy", zoo / "bvlc_googlenet/deploy.prototxt", (3, 224, 224),
+                           DEPLOY_BATCH),
+        "nsfw": Model("nsfw", "deploy", conformance / "pretrained/open_nsfw/deploy.prototxt", (3, 224, 224),
+                      DEPLOY_BATCH, conformance / "pretrained/open_nsfw/resnet_50_1by2_nsfw.caffemodel"),
+    }
+
+
+@dataclass
+class Row:
+    name: str
+    ms: float
+    images_per_s: float
+    gflops: float
+    peak_share: float
+    memory_mb: float = None
+    memory_ratio: float = None
+    torch_ms: float = None
+    ratio: float = None
+    max_difference: float = None
+
+
+# -- building the nets --------------------------------------------------------------------------------
+def with_inputs(net_param, phase, image_shape, batch):
+    """`net_param` with its data layers (for `phase`) replaced by Input layers: data (batch, *image), label."""
+    result = caffe_pb2.NetParameter()
+    result.CopyFrom(net_param)
+    del result.layer[:]
+    for layer in net_param.layer:
+        phases = {rule.phase for rule in layer.include if rule.HasField("phase")}
+        if phases and phase not in phases:
+            continue
+        if layer.type in ("Data", "ImageData", "HDF5Data", "MemoryData"):
+            shapes = [(batch,) + tuple(image_shape), (batch,)]
+            layer = caffe_pb2.LayerParameter(name=layer.name, type="Input", top=layer.top)
+            for shape in shapes[:len(layer.top)]:
+                layer.input_param.shape.add().dim.extend(shape)
+        result.layer.add().CopyFrom(layer)
+    return result
+
+
+def fixed_inputs(net, rng):
+    arrays = {}
+    for name in net.inputs:
+        shape = net.blobs[name].shape
+        if len(shape) == 1:  # labels
+            arrays[name] = rng.integers(0, 10, size=shape).astype(np.float32)
+        else:
+            arrays[name] = rng.random(shape, dtype=np.float32)
+    return arrays
+
+
+def load_inputs(net, arrays):
+    for name, array in arrays.items():
+        net.blobs[name].data[...] = array
+
+
+def random_weights(net, rng):
+    """Weights of a sensible scale (He-like) for deploy prototxts that carry no fillers."""
+    for slot in net._slots:
+        for index, param in enumerate(slot.function.params):
+            if slot.param.type in ("BatchNorm",):
+                continue
+            if index == 0 and param.data.ndim > 1:
+                fan_in = int(np.prod(param.shape[1:]))
+                param.data[...] = rng.standard_normal(param.shape, dtype=np.float32) * np.sqrt(2.0 / fan_in)
+            else:
+                param.data[...] = rng.standard_normal(param.shape, dtype=np.float32) * 0.01
+
+
+def build_deploy(model, batch, rng, force_backward):
+    param = read_net_text(str(model.path))
+    param.force_backward = force_backward
+    net_param = with_inputs(param, TEST, model.input_shape, batch)
+    for layer in net_param.layer:
+        if layer.type == "Input":
+            del layer.input_param.shape[:]
+            layer.input_param.shape.add().dim.extend((batch,) + tuple(model.input_shape))
+    net = Net(net_param, TEST)
+    if model.weights:
+        net.copy_from(str(model.weights))
+    else:
+        random_weights(net, rng)
+    return net
+
+
+def build_solver(model, rng):
+    solver_param = read_solver_text(str(model.path))
+    net_param = read_net_text(str(PROJECT / solver_param.net)) if solver_param.net else solver_param.net_param
+    solver_param.ClearField("net")
+    solver_param.net_param.CopyFrom(with_inputs(net_param, TRAIN, model.input_shape, model.batch))
+    for field in ("test_interval", "display", "snapshot"):
+        setattr(solver_param, field, 0)
+    del solver_param.test_iter[:]
+    solver_param.test_initialization = False
+    solver_param.random_seed = 1
+    return SOLVERS.get(solver_param.type)(solver_param, source=str(model.path))
+
+
+# -- what a pass costs --------------------------------------------------------------------------------
+def matmul_peak(size=2048, repeats=5):
+    a = np.random.default_rng(0).random((size, size), dtype=np.float32)
+    a @ a
+    best = min(_seconds(lambda: a @ a) for _ in range(repeats))
+    return 2 * size ** 3 / best / 1e9
+
+
+def layer_flops(net, backward):
+    """Multiply-adds x 2 of every Convolution and InnerProduct pass; backward adds the weight gradient and,
+    where the bottom needs it, the input gradient (each as many as the forward)."""
+    total = 0
+    for slot in net._slots:
+        layer = slot.function
+        if slot.param.type == "Convolution":
+            flops = (2 * layer.batch * layer.num_output * (layer.channels // layer.group)
+                     * int(np.prod(layer.kernel)) * int(np.prod(layer.out_shape)))
+        elif slot.param.type == "InnerProduct":
+            flops = 2 * int(np.prod(slot.bottom[0].shape)) * layer.params[0].shape[0]
+        else:
+            continue
+        total += flops
+        if backward and slot.need_backward:
+            total += flops * (1 + any(slot.bottom_need_backward))
+    return total
+
+
+def timed(step, repeats, warmup=3):
+    for _ in range(warmup):
+        step()
+    return statistics.median(_seconds(step) for _ in range(repeats)) * 1000
+
+
+def _seconds(step):
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
+def peak_memory(build_and_run):
+    """Peak bytes numpy (and Python) allocated while building and running, and the net it built."""
+    tracemalloc.start()
+    try:
+        net = build_and_run()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak, net
+
+
+def held_bytes(net, backward):
+    """What the pass must hold: weights and every blob's data (and their diffs when it runs backward)."""
+    arrays = [p.data for p in net.learnable_params] + [b.data for b in net.blobs.values()]
+    total = sum(a.nbytes for a in arrays)
+    return total * 2 if backward else total
+
+
+# -- rows ---------------------------------------------------------------------------------------------
+def train_row(model, args, peak, torch_module):
+    rng = np.random.default_rng(0)
+    solver = build_solver(model, rng)
+    inputs = fixed_inputs(solver.net, rng)
+    load_inputs(solver.net, inputs)
+    twin = None
+    if torch_module:
+        import torch_net
+        twin = torch_net.TorchNet(solver.net, requires_grad=True)
+    ms = timed(lambda: solver.step(1), args.repeats)
+    flops = layer_flops(solver.net, backward=True)
+    row = _row(f"{model.name}-train", model.batch, ms, flops, peak)
+    if twin is not None:
+        row.torch_ms, row.max_difference = _torch_train(twin, solver, inputs, args.repeats, torch_module)
+        row.ratio = row.ms / row.torch_ms
+    return [row]
+
+
+def _torch_train(twin, solver, inputs, repeats, torch):
+    """Time torch's iteration; check it against ours: one step from equal weights gives equal weights."""
+    optimizer = twin.sgd(solver.param)
+
+    def step():
+        optimizer.zero_grad(set_to_none=False)
+        loss = twin.loss(twin(inputs))
+        loss.backward()
+        optimizer.step()
+
+    twin_check = type(twin)(solver.net, requires_grad=True)
+    check_optimizer = twin_check.sgd(solver.param)
+    saved = [p.data.copy() for p in solver.net.learnable_params]
+    history = [h.copy() for h in solver.history]
+    iteration = solver.iter
+    solver.iter = 0
+    for h in solver.history:
+        h[...] = 0
+    solver.param.lr_policy = "fixed"
+    solver.step(1)
+    check_optimizer.zero_grad()
+    twin_check.loss(twin_check(inputs)).backward()
+    check_optimizer.step()
+    difference = max(float(np.max(np.abs(p.data - t.detach().numpy())))
+                     for p, t in zip(solver.net.learnable_params, twin_check.parameters()))
+    for p, value in zip(solver.net.learnable_params, saved):
+        p.data[...] = value
+    for h, value in zip(solver.history, history):
+        h[...] = value
+    solver.iter = iteration
+    return timed(step, repeats), difference
+
+
+def deploy_rows(model, args, peak, torch_module):
+    rows = []
+    for backward in (False, True):
+        rng = np.random.default_rng(0)
+        memory, net = peak_memory(lambda: _run_once(model, rng, backward))
+        inputs = fixed_inputs(net, np.random.default_rng(1))
+        load_inputs(net, inputs)
+        output = net.outputs[-1]
+        grad = np.random.default_rng(2).random(net.blobs[output].shape, dtype=np.float32)
+        if backward:
+            def step():
+                net.forward_range()
+                net.blobs[output].grad[...] = grad
+                net.backward_range()
+        else:
+            step = net.forward_range
+        ms = timed(step, args.repeats)
+        row = _row(f"{model.name}-{'forward+backward' if backward else 'forward'}", model.batch, ms,
+                   layer_flops(net, backward), peak)
+        row.memory_mb = memory / 2**20
+        row.memory_ratio = memory / held_bytes(net, backward)
+        if torch_module:
+            row.torch_ms, row.max_difference = _torch_deploy(net, inputs, output, grad, backward, args.repeats,
+                                                             torch_module)
+            row.ratio = row.ms / row.torch_ms
+        rows.append(row)
+    return rows
+
+
+def _run_once(model, rng, backward):
+    net = build_deploy(model, model.batch, rng, force_backward=backward)
+    net.forward_range()
+    if backward:
+        net.backward_range()
+    return net
+
+
+def _torch_deploy(net, inputs, output, grad, backward, repeats, torch):
+    import torch_net
+    twin = torch_net.TorchNet(net, requires_grad=backward)
+    net.forward_range()
+    ours = net.blobs[output].data.copy()
+    with torch.set_grad_enabled(backward):
+        theirs = twin(inputs)[output].detach().numpy()
+    difference = float(np.max(np.abs(ours - theirs)))
+    seed = torch.from_numpy(grad)
+    if backward:
+        def step():
+            for w in twin.parameters():
+                w.grad = None
+            twin(inputs)[output].backward(seed)
+    else:
+        def step():
+            with torch.no_grad():
+                twin(inputs)
+    return timed(step, repeats), difference
+
+
+def _row(name, batch, ms, flops, peak):
+    gflops = flops / (ms / 1000) / 1e9
+    return Row(name, ms, batch / (ms / 1000), gflops, gflops / peak)
+
+
+# -- output -------------------------------------------------------------------------------------------
+def print_table(rows, peak, out=sys.stdout):
+    print(f"matrix-multiply peak (float32, 2048^3): {peak:.0f} GFLOP/s", file=out)
+    header = (f"{'row':28} {'ms':>9} {'img/s':>8} {'GFLOP/s':>8} {'%peak':>6} {'mem MB':>8} {'mem/held':>8} "
+              f"{'torch ms':>9} {'ratio':>6} {'max |diff|':>10}")
+    print(header, file=out)
+    for r in rows:
+        print(f"{r.name:28} {r.ms:9.2f} {r.images_per_s:8.0f} {r.gflops:8.1f} {100 * r.peak_share:6.1f} "
+              f"{_opt(r.memory_mb, '8.0f')} {_opt(r.memory_ratio, '8.2f')} {_opt(r.torch_ms, '9.2f')} "
+              f"{_opt(r.ratio, '6.2f')} {_opt(r.max_difference, '10.2e')}", file=out)
+
+
+def _opt(value, spec):
+    width = int(spec.split(".")[0])
+    return f"{value:{spec}}" if value is not None else "-".rjust(width)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", default="lenet,cifar10,caffenet,googlenet,nsfw")
+    parser.add_argument("--repeats", type=int, default=20, help="timed iterations per row (median reported)")
+    parser.add_argument("--conformance", type=Path, default=CONFORMANCE, help="shared/conformance folder")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    torch_module = None
+    if not args.no_torch:
+        try:
+            import torch as torch_module
+        except ImportError:
+            print("PyTorch not installed (pip install -e '.[bench]'): no comparison column", file=sys.stderr)
+    peak = matmul_peak()
+    catalogue = models(args.conformance)
+    rows = []
+    for name in args.rows.split(","):
+        model = catalogue[name]
+        if not model.path.exists():
+            print(f"{name}: {model.path} not found, row skipped", file=sys.stderr)
+            continue
+        build = train_row if model.kind == "train" else deploy_rows
+        rows.extend(build(model, args, peak, torch_module))
+    print_table(rows, peak)
+    if args.json:
+        machine = {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
+                   "processor": platform.processor() or platform.machine()}
+        if torch_module:
+            machine["torch"] = torch_module.__version__
+        args.json.write_text(json.dumps({"machine": machine, "matmul_peak_gflops": peak,
+                                         "rows": [asdict(r) for r in rows]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
