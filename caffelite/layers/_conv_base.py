@@ -26,6 +26,7 @@ from caffelite.layers._im2col import (
     kernel_offsets,
     offset_slices,
     window_view,
+    workspace_of,
 )
 from caffelite.layers._in_place import refuse_in_place
 
@@ -42,6 +43,7 @@ class ConvolutionBase(Function):
     min_bottom = 1
     min_top = 1
     transposed = False
+    _work = property(workspace_of)
 
     def check_blob_counts(self, num_bottom, num_top):
         super().check_blob_counts(num_bottom, num_top)
@@ -76,7 +78,8 @@ class ConvolutionBase(Function):
         self.depthwise = self.group > 1 and self.group == self.col_channels
         self.multiplier = self.out_channels // self.group
         self._bordered = BorderedInput(fill=0)
-        self._work = Workspace()
+        self._own_work = Workspace()
+        self._kept = None  # which input the columns in the workspace were made from, for backward to reuse
 
     def _check_channels(self):
         if self.num_output <= 0:
@@ -130,9 +133,11 @@ class ConvolutionBase(Function):
         return array.reshape((self.batch, self.out_channels) + self.conv_shape)
 
     # -- the products -----------------------------------------------------------------------------
-    def _col_pass(self, x, apply_to=None, bias=None, weight_grad_with=None, transpose_into=None):
+    def _col_pass(self, x, apply_to=None, bias=None, weight_grad_with=None, transpose_into=None, keep=False,
+                  reuse=False):
         """One pass over the column-side `x`: apply_to = W * x (+ bias); W.grad += weight_grad_with (*) x; and
-        transpose_into = W^T * weight_grad_with (a convolution's backward: the columns of x are spent by then)."""
+        transpose_into = W^T * weight_grad_with (a convolution's backward: the columns of x are spent by then).
+        `keep`: leave x's columns for a following pass with `reuse` (a forward's for its backward) to skip im2col."""
         if self.depthwise:
             self._depthwise_col_pass(x, apply_to, bias, weight_grad_with)
             if transpose_into is not None:
@@ -141,7 +146,7 @@ class ConvolutionBase(Function):
         weight = self._grouped(self.params[0].data)
         positions = count(self.conv_shape)
         x_sum = self._column_sum() if transpose_into is not None else None
-        for start, cols in self._column_blocks(x):
+        for start, cols in self._column_blocks(x, keep, reuse):
             n = cols.shape[1 + self.num_spatial]
             columns = cols.reshape(self.group, weight.shape[2], n * positions)
             if weight_grad_with is not None:
@@ -199,9 +204,20 @@ class ConvolutionBase(Function):
         return block.reshape(self.group, -1, n * flat.shape[2])
 
     # -- im2col / col2im --------------------------------------------------------------------------
-    def _column_blocks(self, data):
+    def _column_blocks(self, data, keep=False, reuse=False):
         """Yield (start, columns) over blocks of images; columns[c, *k, i, *p] = padded x[start + i, c, p*s + k*d],
-        so (C*K, n*P) in memory: one matrix product covers every image of the block and, reshaped, every group."""
+        so (C*K, n*P) in memory: one matrix product covers every image of the block and, reshaped, every group.
+
+        A forward with `keep` leaves the columns of a one-block batch in this layer's workspace; the backward that
+        follows (`reuse`, same input array) takes them instead of redoing im2col, as its input has not changed in
+        between (Caffe's solver loop; pycaffe's forward then backward).
+        """
+        token = (data.__array_interface__["data"][0], data.shape)
+        kept, self._kept = self._kept, None
+        shape = (self.col_channels,) + self.kernel + (self.batch,) + self.conv_shape
+        if reuse and kept == token:
+            yield 0, self._work.get("cols", shape, self.dtype)
+            return
         padded = self._bordered.load(data, self.pad, self.padded_shape)
         spatial = self.num_spatial
         # window_view gives (n, C, *k, *p); the column layout wants (C, *k, n, *p).
@@ -213,6 +229,10 @@ class ConvolutionBase(Function):
                                   self.dtype)
             np.copyto(cols, windows.transpose(order))
             yield start, cols
+        if not self.need_backward:
+            self._bordered.release()  # a forward-only net keeps no padded copy of its inputs
+        elif keep and self.block >= self.batch:
+            self._kept = token
 
     def _add_columns(self, cols, x_sum):
         """col2im: add column values (C, *k, n, *p) into x_sum (C, n, *padded), one strided slice per kernel offset."""

@@ -6,6 +6,7 @@ with no repeats, so a plain `+=` on that slice is exact and needs no np.add.at.
 """
 
 import itertools
+import threading
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -74,6 +75,10 @@ class BorderedInput:
         shape = x.shape[:lead] + tuple(size)
         return self._fill_buffer(x, before, shape, 0)[:int(np.prod(shape, dtype=np.int64))].reshape(shape)
 
+    def release(self):
+        """Drop the buffer (the next load rebuilds it)."""
+        self._flat = self._key = None
+
     def load_flat(self, x, before, size, tail=0):
         lead = x.ndim - len(size)
         if not any(before) and tuple(size) == x.shape[lead:] and not tail:
@@ -89,6 +94,20 @@ class BorderedInput:
         lead = len(shape) - len(before)
         self._flat[:size].reshape(shape)[(Ellipsis,) + interior(before, x.shape[lead:])] = x
         return self._flat
+
+
+_shared = threading.local()
+
+
+def workspace_of(layer):
+    """The scratch a layer uses: its own when it runs backward (forward leaves state there for backward), else
+    one per thread shared by every forward-only layer, so a deploy net's peak memory has the largest scratch
+    rather than the sum of all. Use as `_work = property(workspace_of)` with `self._own_work` set in setup."""
+    if layer.need_backward:
+        return layer._own_work
+    if not hasattr(_shared, "work"):
+        _shared.work = Workspace()
+    return _shared.work
 
 
 class Workspace:

@@ -5,7 +5,7 @@ import numpy as np
 from caffelite.errors import NetError, ShapeError
 from caffelite.function import Function, register_layer
 from caffelite.layers._axis import check_image_batch
-from caffelite.layers._im2col import StridePhases, Workspace, kernel_offsets
+from caffelite.layers._im2col import StridePhases, Workspace, kernel_offsets, workspace_of
 from caffelite.phase import TRAIN
 from caffelite.proto import caffe_pb2
 from caffelite.rng import rng
@@ -26,6 +26,7 @@ class Pooling(Function):
 
     exact_num_bottom = 1
     min_top = 1
+    _work = property(workspace_of)
 
     @property
     def max_top(self):
@@ -59,7 +60,7 @@ class Pooling(Function):
                 raise NetError(f"{self.describe()}: pad {list(self.pad)} must be smaller than kernel "
                                f"{list(self.kernel)}")
         self._phases = None
-        self._work = Workspace()
+        self._own_work = Workspace()
         self._winner = None
 
     def _check_options(self, pool):

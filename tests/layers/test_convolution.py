@@ -384,3 +384,30 @@ def test_in_place_is_refused():
     with pytest.raises(NetError, match="layer 'conv' \\(Convolution\\): cannot run in place"):
         make_layer('name: "conv" type: "Convolution" bottom: "x" top: "x" convolution_param { num_output: 2 '
                    'kernel_size: 1 }', [np.ones((1, 2, 3, 3))])
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_forward_only_layers_give_the_same_result_twice(case):
+    """A layer a Net never runs backward uses the shared scratch and keeps no padded copy between forwards."""
+    layer, bottom, top = make_layer(conv_text(case_options(case)), [np.zeros(case[0])])
+    layer.need_backward = False
+    for seed in (4, 5):
+        x = np.random.default_rng(seed).normal(size=case[0])
+        bottom[0].data[...] = x
+        (y,) = run_forward(layer, bottom, top)
+        check_against_reference(reference, layer, x, y, case)
+
+
+@pytest.mark.parametrize("case", CASES[:6], ids=case_id)
+def test_a_second_backward_recomputes_the_columns_forward_left(case):
+    """Backward reuses the columns of the forward before it once; another backward builds them again (same grads)."""
+    layer, bottom, top = make_layer(conv_text(case_options(case)), [np.random.default_rng(6).normal(size=case[0])])
+    run_forward(layer, bottom, top)
+    top[0].grad[...] = np.random.default_rng(7).normal(size=top[0].shape)
+    grads = []
+    for _ in range(2):
+        layer.params[0].grad[...] = 0
+        layer.backward(top, [True], bottom)
+        grads.append((layer.params[0].grad.copy(), bottom[0].grad.copy()))
+    for first, second in zip(*grads):
+        np.testing.assert_allclose(second, first, rtol=1e-12)

@@ -325,3 +325,18 @@ def test_input_must_be_4d_and_large_enough():
         make_layer(pool_text("kernel_size: 2"), [np.ones((1, 4, 4))])
     with pytest.raises(ShapeError, match="does not fit"):
         make_layer(pool_text("kernel_size: 5 round_mode: FLOOR"), [np.ones((1, 1, 4, 4))])
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+def test_forward_only_layers_give_the_same_result_twice(case, method):
+    """A layer a Net never runs backward shares its scratch and rebuilds its bordered input on every forward."""
+    shape, kernel, stride, pad, ceil = case
+    first, second = (np.random.default_rng(seed).normal(size=shape) for seed in (2, 3))
+    layer, bottom, top = make_layer(pool_text(f"pool: {method} " + case_options(*case[1:])), [first])
+    layer.need_backward = False
+    for x in (first, second):
+        bottom[0].data[...] = x
+        (y,) = run_forward(layer, bottom, top)
+        expected = reference(x, method, kernel, stride, pad, ceil)[0]
+        np.testing.assert_allclose(y, expected, rtol=1e-13, atol=1e-15)
