@@ -187,10 +187,16 @@ def layer_flops(net, backward):
     return total
 
 
-def timed(step, repeats, warmup=3):
+def timed(steps, repeats, warmup=3):
+    """Median milliseconds of each step; steps alternate, so a change in the machine's load hits all alike."""
     for _ in range(warmup):
-        step()
-    return statistics.median(_seconds(step) for _ in range(repeats)) * 1000
+        for step in steps:
+            step()
+    samples = [[] for _ in steps]
+    for _ in range(repeats):
+        for step, times in zip(steps, samples):
+            times.append(_seconds(step))
+    return [statistics.median(times) * 1000 for times in samples]
 
 
 def _seconds(step):
@@ -223,21 +229,27 @@ def train_row(model, args, peak, torch_module):
     solver = build_solver(model, rng)
     inputs = fixed_inputs(solver.net, rng)
     load_inputs(solver.net, inputs)
-    twin = None
+    steps = [lambda: solver.step(1)]
+    difference = None
     if torch_module:
-        import torch_net
-        twin = torch_net.TorchNet(solver.net, requires_grad=True)
-    ms = timed(lambda: solver.step(1), args.repeats)
-    flops = layer_flops(solver.net, backward=True)
-    row = _row(f"{model.name}-train", model.batch, ms, flops, peak)
-    if twin is not None:
-        row.torch_ms, row.max_difference = _torch_train(twin, solver, inputs, args.repeats, torch_module)
-        row.ratio = row.ms / row.torch_ms
+        difference, torch_step = _torch_train(solver, inputs)
+        steps.append(torch_step)
+    times = timed(steps, args.repeats)
+    row = _row(f"{model.name}-train", model.batch, times[0], layer_flops(solver.net, backward=True), peak)
+    _compare(row, times, difference)
     return [row]
 
 
-def _torch_train(twin, solver, inputs, repeats, torch):
-    """Time torch's iteration; check it against ours: one step from equal weights gives equal weights."""
+def _compare(row, times, difference):
+    if len(times) > 1:
+        row.torch_ms, row.max_difference = times[1], difference
+        row.ratio = row.ms / row.torch_ms
+
+
+def _torch_train(solver, inputs):
+    """torch's iteration, checked against ours first: one step from equal weights gives equal weights."""
+    import torch_net
+    twin = torch_net.TorchNet(solver.net, requires_grad=True)
     optimizer = twin.sgd(solver.param)
 
     def step():
@@ -246,7 +258,7 @@ def _torch_train(twin, solver, inputs, repeats, torch):
         loss.backward()
         optimizer.step()
 
-    twin_check = type(twin)(solver.net, requires_grad=True)
+    twin_check = torch_net.TorchNet(solver.net, requires_grad=True)
     check_optimizer = twin_check.sgd(solver.param)
     saved = [p.data.copy() for p in solver.net.learnable_params]
     history = [h.copy() for h in solver.history]
@@ -266,7 +278,7 @@ def _torch_train(twin, solver, inputs, repeats, torch):
     for h, value in zip(solver.history, history):
         h[...] = value
     solver.iter = iteration
-    return timed(step, repeats), difference
+    return difference, step
 
 
 def deploy_rows(model, args, peak, torch_module):
@@ -285,15 +297,16 @@ def deploy_rows(model, args, peak, torch_module):
                 net.backward_range()
         else:
             step = net.forward_range
-        ms = timed(step, args.repeats)
-        row = _row(f"{model.name}-{'forward+backward' if backward else 'forward'}", model.batch, ms,
+        steps, difference = [step], None
+        if torch_module:
+            difference, torch_step = _torch_deploy(net, inputs, output, grad, backward, torch_module)
+            steps.append(torch_step)
+        times = timed(steps, args.repeats)
+        row = _row(f"{model.name}-{'forward+backward' if backward else 'forward'}", model.batch, times[0],
                    layer_flops(net, backward), peak)
         row.memory_mb = memory / 2**20
         row.memory_ratio = memory / held_bytes(net, backward)
-        if torch_module:
-            row.torch_ms, row.max_difference = _torch_deploy(net, inputs, output, grad, backward, args.repeats,
-                                                             torch_module)
-            row.ratio = row.ms / row.torch_ms
+        _compare(row, times, difference)
         rows.append(row)
     return rows
 
@@ -306,7 +319,7 @@ def _run_once(model, rng, backward):
     return net
 
 
-def _torch_deploy(net, inputs, output, grad, backward, repeats, torch):
+def _torch_deploy(net, inputs, output, grad, backward, torch):
     import torch_net
     twin = torch_net.TorchNet(net, requires_grad=backward)
     net.forward_range()
@@ -324,7 +337,7 @@ def _torch_deploy(net, inputs, output, grad, backward, repeats, torch):
         def step():
             with torch.no_grad():
                 twin(inputs)
-    return timed(step, repeats), difference
+    return difference, step
 
 
 def _row(name, batch, ms, flops, peak):

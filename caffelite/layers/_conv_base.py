@@ -29,6 +29,7 @@ from caffelite.layers._im2col import (
     workspace_of,
 )
 from caffelite.layers._in_place import refuse_in_place
+from caffelite.layers._threads import copy_split, over_batch
 
 # Upper bound on the column matrix (bytes). Bigger batches are processed in blocks of whole images so that
 # memory stays bounded; below the bound the whole batch is one matrix product.
@@ -159,9 +160,9 @@ class ConvolutionBase(Function):
                 out = out.reshape(self.out_channels, n, positions).swapaxes(0, 1)
                 target = apply_to.reshape(self.batch, self.out_channels, positions)[start:start + n]
                 if bias is None:
-                    target[...] = out
+                    copy_split(target, out)
                 else:
-                    np.add(out, bias[:, None], out=target)
+                    over_batch(n, lambda lo, hi: np.add(out[lo:hi], bias[:, None], out=target[lo:hi]), out.size)
             if x_sum is not None:
                 self._transpose_block(y, cols, x_sum[:, start:start + n])
         if x_sum is not None:
@@ -190,7 +191,7 @@ class ConvolutionBase(Function):
         return self._work.zeros("x_sum", (self.col_channels, self.batch) + self.padded_shape, self.dtype)
 
     def _store_column_sum(self, x_sum, x_out):
-        x_out[...] = x_sum[(Ellipsis,) + interior(self.pad, self.col_shape)].swapaxes(0, 1)
+        copy_split(x_out, x_sum[(Ellipsis,) + interior(self.pad, self.col_shape)].swapaxes(0, 1))
 
     def _grouped(self, weight):
         """W (O, C/g, *k) as (g, O/g, C/g * K): one matrix per group."""
@@ -200,7 +201,7 @@ class ConvolutionBase(Function):
         """Images [start, start + n) of an output-side blob as (g, O/g, n * P), one matrix per group."""
         flat = y.reshape(self.batch, self.out_channels, -1)
         block = self._work.get("y_block", (self.out_channels, n, flat.shape[2]), self.dtype)
-        block[...] = flat[start:start + n].swapaxes(0, 1)
+        copy_split(block, flat[start:start + n].swapaxes(0, 1), axis=1)
         return block.reshape(self.group, -1, n * flat.shape[2])
 
     # -- im2col / col2im --------------------------------------------------------------------------
@@ -227,7 +228,7 @@ class ConvolutionBase(Function):
             windows = window_view(block, self.kernel, self.stride, self.dilation, self.conv_shape)
             cols = self._work.get("cols", (self.col_channels,) + self.kernel + (len(block),) + self.conv_shape,
                                   self.dtype)
-            np.copyto(cols, windows.transpose(order))
+            copy_split(cols, windows.transpose(order), axis=1 + spatial)
             yield start, cols
         if not self.need_backward:
             self._bordered.release()  # a forward-only net keeps no padded copy of its inputs
@@ -236,8 +237,13 @@ class ConvolutionBase(Function):
 
     def _add_columns(self, cols, x_sum):
         """col2im: add column values (C, *k, n, *p) into x_sum (C, n, *padded), one strided slice per kernel offset."""
-        for offset, cells in zip(kernel_offsets(self.kernel), self._cells):
-            add_into(x_sum[(slice(None), slice(None)) + cells], cols[(slice(None),) + offset], self._disjoint)
+        def add(lo, hi):
+            images = slice(lo, hi)
+            for offset, cells in zip(kernel_offsets(self.kernel), self._cells):
+                add_into(x_sum[(slice(None), images) + cells], cols[(slice(None),) + offset + (images,)],
+                         self._disjoint)
+
+        over_batch(x_sum.shape[1], add, cols.size)
 
     # -- depthwise: no columns, a sum over kernel offsets -------------------------------------------
     def _plan_depthwise(self):

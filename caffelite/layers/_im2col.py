@@ -134,16 +134,18 @@ class Workspace:
 
 
 class StridePhases:
-    """An input inside a constant border, laid out so that every kernel offset reads ONE contiguous run.
+    """Images inside a constant border, laid out so that every kernel offset reads ONE long run per image.
 
     With stride s on an axis, the windows of kernel offset k read padded cells k, k + s, k + 2s, ...: strided and
-    short, which numpy runs slowly. Here padded cell (h, w) of plane i (the leading axes, e.g. image x channel)
-    is stored in phase (h % s_h, w % s_w), phase-major: phase, plane, h // s_h, w // s_w. Kernel offset k then
-    reads one phase from (k_h // s_h, k_w // s_w) on, and the reads of all planes together are one run of
-    `block` cells, read as the "wide" shape (*lead, H', W'): output (o_h, o_w) sits at [..., o_h, o_w], and
-    `valid` crops the positions past the output (whose values are meaningless: runs cross row and plane ends).
-    A gradient buffer of the same layout (`zeros`) takes per-offset sums, as long as the meaningless positions
-    add zeros, and `unload` returns it to the input's layout. For stride 1 there is a single phase.
+    short, which numpy runs slowly. Here padded cell (h, w) of channel c of image n is stored in phase
+    (h % s_h, w % s_w), phase-major: phase, image, channel, h // s_h, w // s_w. Kernel offset k then reads one
+    phase from (k_h // s_h, k_w // s_w) on, and the reads of all channels of an image together are one run of
+    C * H' * W' cells, viewed as the "wide" shape (N, C, H', W'): output (o_h, o_w) sits at [..., o_h, o_w], and
+    `valid` crops the positions past the output (their values are meaningless: runs cross row and channel ends).
+    Each image's block ends with a gap as long as the farthest start, so a run never reaches the next image:
+    slices of the batch touch disjoint memory (threads may share the work). A gradient buffer of the same layout
+    (`length` cells of zeros) takes per-offset sums, as long as the meaningless positions add zeros, and `unload`
+    returns it to the input's layout. For stride 1 there is a single phase.
     """
 
     def __init__(self, fill, before, stride, padded_shape, out_shape, lead, dtype):
@@ -152,37 +154,45 @@ class StridePhases:
         self.size = tuple(-(-n // s) for n, s in zip(padded_shape, stride))
         self.wide = tuple(lead) + self.size
         self.valid = (Ellipsis,) + tuple(slice(0, o) for o in out_shape)
-        self.block = int(np.prod(self.wide, dtype=np.int64))
-        self._phases = int(np.prod(self.stride))
-        # The farthest start any offset can have inside a phase: runs starting there end past the last phase.
-        self._tail = self.size[-1] * (padded_shape[0] // stride[0]) + padded_shape[1] // stride[1]
-        self.length = self._phases * self.block + self._tail
+        plane = self.size[0] * self.size[1]
+        # The farthest start any offset can have inside a phase (an upper bound: the whole padded extent).
+        gap = self.size[1] * (padded_shape[0] // stride[0]) + padded_shape[1] // stride[1]
+        self._image = lead[1] * plane + gap
+        self._strides = tuple(n * self.dtype.itemsize for n in (self._image, plane, self.size[1], 1))
+        self.phase_length = lead[0] * self._image
+        self.length = int(np.prod(self.stride)) * self.phase_length
         self._buffer = None
 
     def start(self, offset):
         """Where kernel `offset`'s run begins."""
         phase = (offset[0] % self.stride[0]) * self.stride[1] + offset[1] % self.stride[1]
-        return phase * self.block + (offset[0] // self.stride[0]) * self.size[1] + offset[1] // self.stride[1]
+        return phase * self.phase_length + (offset[0] // self.stride[0]) * self.size[1] + offset[1] // self.stride[1]
 
     def run(self, flat, start):
-        """The (*lead, H', W') view of `flat` (a buffer of this layout) read from `start`."""
-        return flat[start:start + self.block].reshape(self.wide)
+        """The wide (N, C, H', W') view of `flat` (a buffer of this layout) read from `start`."""
+        return as_strided(flat[start:], shape=self.wide, strides=self._strides)
 
-    def load(self, x):
-        """The buffer holding x (rebuilt with its border after `release`)."""
+    def buffer(self):
+        """The flat buffer, built with its border if released. Call before handing slices to threads."""
         if self._buffer is None:
             self._buffer = np.full(self.length, self.fill, dtype=self.dtype)
-        for phase, target, source in self._pairs(x.shape[-2:]):
-            self.run(self._buffer, phase * self.block)[target] = x[source]
         return self._buffer
 
+    def load(self, x, lo=0, hi=None):
+        """The buffer, with images lo:hi of x written into it."""
+        buffer = self.buffer()
+        for phase, target, source in self._pairs(x.shape[-2:]):
+            self.run(buffer, phase * self.phase_length)[lo:hi][target] = x[lo:hi][source]
+        return buffer
+
     def release(self):
+        """Drop the buffer (the next load rebuilds it)."""
         self._buffer = None
 
-    def unload(self, flat, out):
-        """out = the cells of `flat` (this layout) that hold the input, i.e. without the border."""
+    def unload(self, flat, out, lo=0, hi=None):
+        """out[lo:hi] = the cells of `flat` (this layout) that hold the input, i.e. without the border."""
         for phase, target, source in self._pairs(out.shape[-2:]):
-            out[source] = self.run(flat, phase * self.block)[target]
+            out[lo:hi][source] = self.run(flat, phase * self.phase_length)[lo:hi][target]
 
     def _pairs(self, spatial):
         """(phase number, index into its wide view, index into the input) for each phase holding input cells."""

@@ -6,6 +6,7 @@ from caffelite.errors import NetError, ShapeError
 from caffelite.function import Function, register_layer
 from caffelite.layers._axis import check_image_batch
 from caffelite.layers._im2col import StridePhases, Workspace, kernel_offsets, workspace_of
+from caffelite.layers._threads import over_batch
 from caffelite.phase import TRAIN
 from caffelite.proto import caffe_pb2
 from caffelite.rng import rng
@@ -59,7 +60,7 @@ class Pooling(Function):
             if self.kernel is not None and any(p >= k for p, k in zip(self.pad, self.kernel)):
                 raise NetError(f"{self.describe()}: pad {list(self.pad)} must be smaller than kernel "
                                f"{list(self.kernel)}")
-        self._phases = None
+        self._phases = self._phases_key = None
         self._own_work = Workspace()
         self._winner = None
 
@@ -93,10 +94,13 @@ class Pooling(Function):
         out = shape[:2] + self.out_shape
         for t in top:
             t.reshape(out)
-        # MAX pads with -inf so padding never wins; the others pad with zeros, which add nothing.
-        fill = -np.inf if self.method == _POOL.MAX else 0
-        self._phases = StridePhases(fill, self.pad, self.stride, self.padded_shape, self.out_shape, shape[:2],
-                                    self.dtype)
+        key = (shape, self.padded_shape, self.out_shape)
+        if key != self._phases_key:
+            # MAX pads with -inf so padding never wins; the others pad with zeros, which add nothing.
+            fill = -np.inf if self.method == _POOL.MAX else 0
+            self._phases = StridePhases(fill, self.pad, self.stride, self.padded_shape, self.out_shape, shape[:2],
+                                        self.dtype)
+            self._phases_key = key
         self._offsets = [(index, self._phases.start(k)) for index, k in enumerate(kernel_offsets(self.kernel))]
         self._winner_dtype = np.int16 if len(self._offsets) <= np.iinfo(np.int16).max else np.int32
         # Caffe's divisor at each wide position; 1 where nothing is output, so that no 0/0 arises there.
@@ -125,18 +129,18 @@ class Pooling(Function):
 
     # -- forward ----------------------------------------------------------------------------------
     # Every pass below works on whole "wide" arrays (see StridePhases): x[start] is one kernel offset's reads.
+    # MAX and AVE split the batch across threads; each slice touches only its own images' memory.
     def forward(self, bottom, top):
-        x = self._phases.load(bottom[0].data)
         self._winner = None
         if self.method == _POOL.MAX:
-            self._forward_max(x, top)
+            self._forward_max(bottom[0].data, top)
         elif self.method == _POOL.AVE:
-            self._forward_ave(x, top[0].data)
+            self._forward_ave(bottom[0].data, top[0].data)
         elif self.phase == TRAIN:
-            self._forward_sample(x, top[0].data)
+            self._forward_sample(self._phases.load(bottom[0].data), top[0].data)
         else:
-            self._forward_weighted(x, top[0].data)
-        if not self.need_backward and len(top) == 1:
+            self._forward_weighted(self._phases.load(bottom[0].data), top[0].data)
+        if not self.need_backward:
             self._phases.release()  # a forward-only net keeps no copy of its inputs
 
     def _read(self, x, start):
@@ -145,20 +149,46 @@ class Pooling(Function):
     def _wide(self, name, dtype=None):
         return self._work.get(name, self._phases.wide, dtype or self.dtype)
 
-    def _forward_max(self, x, top):
+    def _forward_max(self, data, top):
         # Kept apart from top[0]: an in-place layer after this one may change the top before backward.
         best = self._wide("best")
-        best.fill(_LOWEST)
-        for _, start in self._offsets:
-            np.fmax(best, self._read(x, start), out=best)  # fmax: NaN never wins, as in Caffe's `>`
-        top[0].data[...] = best[self._phases.valid]
-        if len(top) > 1:
-            top[1].data[...] = self._argmax_index(self._winners(x)[self._phases.valid])
+        # Winners are found now when backward or the mask top will want them (x is at hand).
+        if self.need_backward or len(top) > 1:
+            self._winner = self._wide("winner", self._winner_dtype)
+            # Scratch of the winner search, made here: the threads below only take slices of it.
+            scratch = [self._wide(name, bool) for name in ("found", "hit", "first")]
+            scratch.append(self._wide("step", self._winner_dtype))
+        valid = self._phases.valid
+        x = self._phases.buffer()  # built here, not in the threads
 
-    def _forward_ave(self, x, y):
-        total = self._window_sum(x)
-        with np.errstate(divide="ignore", invalid="ignore"):  # Caffe's 0/0 for windows wholly past the input
-            y[...] = (total / self._area)[self._phases.valid]
+        def pool(lo, hi):
+            self._phases.load(data, lo, hi)
+            b = best[lo:hi]
+            b.fill(_LOWEST)
+            for _, start in self._offsets:
+                np.fmax(b, self._read(x, start)[lo:hi], out=b)  # fmax: NaN never wins, as in Caffe's `>`
+            top[0].data[lo:hi] = b[valid]
+            if self._winner is not None:
+                self._find_winners(x, b, self._winner[lo:hi], [a[lo:hi] for a in scratch], lo, hi)
+
+        over_batch(len(best), pool, data.size)
+        if len(top) > 1:
+            top[1].data[...] = self._argmax_index(self._winner[valid])
+
+    def _forward_ave(self, data, y):
+        total = self._wide("total")
+        x = self._phases.buffer()
+
+        def pool(lo, hi):
+            self._phases.load(data, lo, hi)
+            t = total[lo:hi]
+            t.fill(0)
+            for _, start in self._offsets:
+                t += self._read(x, start)[lo:hi]
+            with np.errstate(divide="ignore", invalid="ignore"):  # Caffe's 0/0 for windows wholly past the input
+                y[lo:hi] = (t / self._area)[self._phases.valid]
+
+        over_batch(len(total), pool, data.size)
 
     def _forward_sample(self, x, y):
         """Pick, per window, the first cell (scan order) where the running sum reaches u * window sum, u ~ U[0, 1)."""
@@ -200,28 +230,38 @@ class Pooling(Function):
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
-        # Zero where nothing is output, so that those positions add nothing below.
-        dy = self._work.zeros("dy", self._phases.wide, self.dtype)
-        dy[self._phases.valid] = top[0].grad
-        grad = self._work.zeros("grad", (self._phases.length,), self.dtype)
-        if self.method == _POOL.AVE:
-            self._route_average(dy, grad)
-        elif self.method == _POOL.STOCHASTIC and self.phase != TRAIN:
+        if self.method == _POOL.STOCHASTIC and self.phase != TRAIN:
+            dy = self._work.zeros("dy", self._phases.wide, self.dtype)
+            dy[self._phases.valid] = top[0].grad
+            grad = self._work.zeros("grad", (self._phases.length,), self.dtype)
             self._route_weighted(bottom[0].data, dy, grad)
-        else:
-            self._route_to_winners(self._winners(self._phases.load(bottom[0].data)), dy, grad)
-        self._phases.unload(grad, bottom[0].grad)
-
-    def _route_to_winners(self, winner, dy, grad):
+            self._phases.unload(grad, bottom[0].grad)
+            return
+        dy = self._wide("dy")
+        grad = self._work.get("grad", (self._phases.length,), self.dtype)
         picked = self._wide("picked")
+
+        def route(lo, hi):
+            # Zero where nothing is output, so that those positions add nothing.
+            d = dy[lo:hi]
+            d.fill(0)
+            d[self._phases.valid] = top[0].grad[lo:hi]
+            for phase in range(int(np.prod(self.stride))):
+                self._read(grad, phase * self._phases.phase_length)[lo:hi].fill(0)
+            if self.method == _POOL.AVE:
+                d /= self._area
+                for _, start in self._offsets:
+                    self._read(grad, start)[lo:hi] += d
+            else:
+                self._route_to_winners(self._winner[lo:hi], d, grad, picked[lo:hi], lo, hi)
+            self._phases.unload(grad, bottom[0].grad, lo, hi)
+
+        over_batch(len(dy), route, bottom[0].count)
+
+    def _route_to_winners(self, winner, dy, grad, picked, lo, hi):
         for index, start in self._offsets:
             np.multiply(dy, winner == index, out=picked)
-            self._read(grad, start)[...] += picked
-
-    def _route_average(self, dy, grad):
-        share = dy / self._area
-        for _, start in self._offsets:
-            self._read(grad, start)[...] += share
+            self._read(grad, start)[lo:hi] += picked
 
     def _route_weighted(self, data, dy, grad):
         """Gradient of sum(x^2) / sum(x): (2 x - y) / sum(x). (Caffe has no TEST backward; this is the exact one.)"""
@@ -235,29 +275,22 @@ class Pooling(Function):
             self._read(grad, start)[...] += scale * (2 * self._read(x, start) - y)
 
     # -- argmax -----------------------------------------------------------------------------------
-    def _winners(self, x):
-        """Kernel offset of each window's max, the first in scan order as Caffe's strict `>` keeps; -1 if none.
+    def _find_winners(self, x, best, winner, scratch, lo, hi):
+        """Kernel offset of each window's max (images lo:hi), the first in scan order as Caffe's strict `>`
+        keeps; -1 if none."""
+        found, hit, first, step = scratch
+        winner.fill(0)
+        found.fill(False)
+        # Branch-free: add the offset where the max shows up for the first time (masked stores are slow here).
+        for index, start in self._offsets:
+            np.equal(self._read(x, start)[lo:hi], best, out=hit)
+            np.greater(hit, found, out=first)
+            np.multiply(first, self._winner_dtype(index), out=step)
+            winner += step
+            found |= hit
+        # Nothing above Caffe's starting value -FLT_MAX (or only NaN): no winner.
+        np.putmask(winner, best == _LOWEST, -1)
 
-        Computed lazily (on a mask top or in backward): a forward-only net never pays for it.
-        """
-        if self._winner is None:
-            best = self._wide("best")
-            winner = self._work.zeros("winner", best.shape, self._winner_dtype)
-            found = self._work.zeros("found", best.shape, bool)
-            hit = self._wide("hit", bool)
-            first = self._wide("first", bool)
-            step = self._wide("step", self._winner_dtype)
-            # Branch-free: add the offset where the max shows up for the first time (masked stores are slow here).
-            for index, start in self._offsets:
-                np.equal(self._read(x, start), best, out=hit)
-                np.greater(hit, found, out=first)
-                np.multiply(first, self._winner_dtype(index), out=step)
-                winner += step
-                found |= hit
-            # Nothing above Caffe's starting value -FLT_MAX (or only NaN): no winner.
-            np.putmask(winner, best == _LOWEST, -1)
-            self._winner = winner
-        return self._winner
     def _argmax_index(self, winner):
         """Offsets as Caffe's mask: flat index h * W + w into the unpadded input, -1 where nothing won."""
         width = self.in_shape[1]

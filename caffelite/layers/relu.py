@@ -4,6 +4,7 @@ import numpy as np
 
 from caffelite.function import register_layer
 from caffelite.layers._neuron import Neuron
+from caffelite.layers._threads import over_batch
 
 
 @register_layer("ReLU")
@@ -18,14 +19,17 @@ class ReLU(Neuron):
         if self.slope:
             top[0].data[...] = np.where(x > 0, x, self.slope * x)
         else:
-            np.maximum(x, 0, out=top[0].data)  # one pass, in place too; NaN stays NaN as with Caffe's max
+            # One pass (split across threads), in place too; NaN stays NaN as with Caffe's max.
+            x, y = x.reshape(-1), top[0].data.reshape(-1)
+            over_batch(x.size, lambda lo, hi: np.maximum(x[lo:hi], 0, out=y[lo:hi]), x.size)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
             return
         # Valid in place for slope >= 0: y > 0 exactly where x > 0.
-        positive = bottom[0].data > 0
         if self.slope:
+            positive = bottom[0].data > 0
             bottom[0].grad[...] = top[0].grad * np.where(positive, 1, self.slope).astype(self.dtype)
-        else:
-            np.multiply(top[0].grad, positive, out=bottom[0].grad)
+            return
+        x, dy, dx = (a.reshape(-1) for a in (bottom[0].data, top[0].grad, bottom[0].grad))
+        over_batch(x.size, lambda lo, hi: np.multiply(dy[lo:hi], x[lo:hi] > 0, out=dx[lo:hi]), x.size)
