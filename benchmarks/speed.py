@@ -21,6 +21,7 @@ caffelite/PyTorch is printed, both measured in this same run.
 """
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -205,11 +206,15 @@ def _seconds(step):
     return time.perf_counter() - start
 
 
-def peak_memory(build_and_run):
-    """Peak bytes numpy (and Python) allocated while building and running, and the net it built."""
+def peak_memory(build, run):
+    """Peak bytes allocated while `run(net)` runs, counting what the built net already holds (its weights and
+    blobs), but not what building it cost (parsing, the benchmark's own weight generation); and the net."""
     tracemalloc.start()
     try:
-        net = build_and_run()
+        net = build()
+        gc.collect()
+        tracemalloc.reset_peak()
+        run(net)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -285,7 +290,8 @@ def deploy_rows(model, args, peak, torch_module):
     rows = []
     for backward in (False, True):
         rng = np.random.default_rng(0)
-        memory, net = peak_memory(lambda: _run_once(model, rng, backward))
+        memory, net = peak_memory(lambda: build_deploy(model, model.batch, rng, force_backward=backward),
+                                  lambda net: _run_once(net, backward))
         inputs = fixed_inputs(net, np.random.default_rng(1))
         load_inputs(net, inputs)
         output = net.outputs[-1]
@@ -311,12 +317,10 @@ def deploy_rows(model, args, peak, torch_module):
     return rows
 
 
-def _run_once(model, rng, backward):
-    net = build_deploy(model, model.batch, rng, force_backward=backward)
+def _run_once(net, backward):
     net.forward_range()
     if backward:
         net.backward_range()
-    return net
 
 
 def _torch_deploy(net, inputs, output, grad, backward, torch):

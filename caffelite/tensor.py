@@ -1,8 +1,12 @@
 """Tensor: Caffe's Blob, a `data` array and a `grad` array of one shape."""
 
+import threading
+
 import numpy as np
 
 from caffelite.errors import ShapeError
+
+_ALLOCATING = threading.Lock()
 
 
 class Tensor:
@@ -20,7 +24,9 @@ class Tensor:
     @property
     def grad(self):
         if self._grad is None:
-            self._grad = np.zeros(self.data.shape, dtype=self.data.dtype)
+            with _ALLOCATING:  # threads sharing a layer's work must all get the one array
+                if self._grad is None:
+                    self._grad = np.zeros(self.data.shape, dtype=self.data.dtype)
         return self._grad
 
     @grad.setter

@@ -45,3 +45,25 @@ def test_shape_string_and_negative_dimensions():
 def test_from_array_keeps_float_dtypes_and_converts_integers_to_float32():
     assert Tensor.from_array(np.zeros(3, np.float64)).dtype == np.float64
     assert Tensor.from_array(np.arange(3)).dtype == np.float32
+
+
+def test_grad_is_allocated_on_first_use_once_even_from_several_threads():
+    import threading
+
+    tensor = Tensor((1000, 100))
+    assert tensor._grad is None  # a forward-only net never pays for diffs
+    seen, start = [], threading.Barrier(8)
+
+    def touch():
+        start.wait()
+        seen.append(tensor.grad)
+
+    workers = [threading.Thread(target=touch) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert all(array is seen[0] for array in seen)
+    assert not seen[0].any() and seen[0].shape == (1000, 100)
+    tensor.reshape(10, 10000)
+    assert tensor.grad.shape == (10, 10000) and tensor.grad.base is seen[0]

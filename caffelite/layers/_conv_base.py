@@ -32,8 +32,11 @@ from caffelite.layers._in_place import refuse_in_place
 from caffelite.layers._threads import copy_split, over_batch
 
 # Upper bound on the column matrix (bytes). Bigger batches are processed in blocks of whole images so that
-# memory stays bounded; below the bound the whole batch is one matrix product.
+# memory stays bounded; below the bound the whole batch is one matrix product. A layer that runs backward may
+# use more: one block lets backward reuse its forward's columns (each such layer keeps its own, as Caffe does);
+# forward-only layers share one scratch, and a smaller bound keeps a deploy net's peak memory near its size.
 COLUMN_BUDGET = 1 << 27
+FORWARD_COLUMN_BUDGET = 1 << 25
 # Elements per block of the depthwise path: about an L2 cache, so every kernel offset finds its block in cache.
 DEPTHWISE_BLOCK = 1 << 16
 
@@ -117,7 +120,8 @@ class ConvolutionBase(Function):
         self._cells = [offset_slices(offset, self.stride, self.dilation, self.conv_shape)
                        for offset in kernel_offsets(self.kernel)]
         column_bytes = (self.col_channels * count(self.kernel) * count(self.conv_shape)) * self.dtype.itemsize
-        self.block = max(1, min(self.batch, COLUMN_BUDGET // max(1, column_bytes)))
+        budget = COLUMN_BUDGET if self.need_backward else min(COLUMN_BUDGET, FORWARD_COLUMN_BUDGET)
+        self.block = max(1, min(self.batch, budget // max(1, column_bytes)))
         if self.depthwise:
             self._plan_depthwise()
 
@@ -219,7 +223,7 @@ class ConvolutionBase(Function):
         if reuse and kept == token:
             yield 0, self._work.get("cols", shape, self.dtype)
             return
-        padded = self._bordered.load(data, self.pad, self.padded_shape)
+        padded = self._bordered.load(data, self.pad, self.padded_shape, None if self.need_backward else self._work)
         spatial = self.num_spatial
         # window_view gives (n, C, *k, *p); the column layout wants (C, *k, n, *p).
         order = (1,) + tuple(range(2, 2 + spatial)) + (0,) + tuple(range(2 + spatial, 2 + 2 * spatial))
@@ -230,9 +234,7 @@ class ConvolutionBase(Function):
                                   self.dtype)
             copy_split(cols, windows.transpose(order), axis=1 + spatial)
             yield start, cols
-        if not self.need_backward:
-            self._bordered.release()  # a forward-only net keeps no padded copy of its inputs
-        elif keep and self.block >= self.batch:
+        if keep and self.block >= self.batch:
             self._kept = token
 
     def _add_columns(self, cols, x_sum):

@@ -11,6 +11,8 @@ import threading
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from caffelite.layers._threads import copy_split
+
 
 def kernel_offsets(kernel):
     """Every position inside a kernel, in Caffe's scan order (last axis fastest)."""
@@ -59,8 +61,10 @@ class BorderedInput:
 
     `load(x, before, size)` returns an array whose trailing axes have shape `size`, holding x at offset `before`.
     Only the interior is rewritten on each call; the buffer is rebuilt when the input shape or layout changes.
-    With no border at all, x itself is returned. `load_flat(x, before, size, tail)` gives the same values as one
-    flat array followed by `tail` more fill values, for readers that run past the last cell.
+    Given a Workspace (`scratch`), the buffer comes from it instead and is bordered anew on every call (a
+    forward-only layer keeps nothing). With no border at all, x itself is returned. `load_flat(x, before, size,
+    tail)` gives the same values as one flat array followed by `tail` more fill values, for readers that run past
+    the last cell.
     """
 
     def __init__(self, fill):
@@ -68,16 +72,12 @@ class BorderedInput:
         self._flat = None
         self._key = None
 
-    def load(self, x, before, size):
+    def load(self, x, before, size, scratch=None):
         lead = x.ndim - len(size)
         if not any(before) and tuple(size) == x.shape[lead:]:
             return x
         shape = x.shape[:lead] + tuple(size)
-        return self._fill_buffer(x, before, shape, 0)[:int(np.prod(shape, dtype=np.int64))].reshape(shape)
-
-    def release(self):
-        """Drop the buffer (the next load rebuilds it)."""
-        self._flat = self._key = None
+        return self._fill_buffer(x, before, shape, 0, scratch)[:int(np.prod(shape, dtype=np.int64))].reshape(shape)
 
     def load_flat(self, x, before, size, tail=0):
         lead = x.ndim - len(size)
@@ -85,15 +85,20 @@ class BorderedInput:
             return x.reshape(-1)
         return self._fill_buffer(x, before, x.shape[:lead] + tuple(size), tail)
 
-    def _fill_buffer(self, x, before, shape, tail):
-        key = (x.shape, x.dtype, tuple(before), shape, tail)
+    def _fill_buffer(self, x, before, shape, tail, scratch=None):
         size = int(np.prod(shape, dtype=np.int64))
-        if key != self._key:
-            self._flat = np.full(size + tail, self.fill, dtype=x.dtype)
-            self._key = key
+        if scratch is not None:
+            flat = scratch.get("bordered", (size + tail,), x.dtype)
+            flat.fill(self.fill)
+        else:
+            key = (x.shape, x.dtype, tuple(before), shape, tail)
+            if key != self._key:
+                self._flat = np.full(size + tail, self.fill, dtype=x.dtype)
+                self._key = key
+            flat = self._flat
         lead = len(shape) - len(before)
-        self._flat[:size].reshape(shape)[(Ellipsis,) + interior(before, x.shape[lead:])] = x
-        return self._flat
+        copy_split(flat[:size].reshape(shape)[(Ellipsis,) + interior(before, x.shape[lead:])], x)
+        return flat
 
 
 _shared = threading.local()
@@ -172,22 +177,22 @@ class StridePhases:
         """The wide (N, C, H', W') view of `flat` (a buffer of this layout) read from `start`."""
         return as_strided(flat[start:], shape=self.wide, strides=self._strides)
 
-    def buffer(self):
-        """The flat buffer, built with its border if released. Call before handing slices to threads."""
+    def buffer(self, scratch=None):
+        """The flat buffer: this object's own (its border laid once), or, given a Workspace, one taken from it
+        and bordered anew (its contents are unknown). Get it before handing slices to threads."""
+        if scratch is not None:
+            flat = scratch.get("phases", (self.length,), self.dtype)
+            flat.fill(self.fill)
+            return flat
         if self._buffer is None:
             self._buffer = np.full(self.length, self.fill, dtype=self.dtype)
         return self._buffer
 
-    def load(self, x, lo=0, hi=None):
-        """The buffer, with images lo:hi of x written into it."""
-        buffer = self.buffer()
+    def load(self, x, buffer, lo=0, hi=None):
+        """Write images lo:hi of x into `buffer` (from `buffer()`); returns it."""
         for phase, target, source in self._pairs(x.shape[-2:]):
             self.run(buffer, phase * self.phase_length)[lo:hi][target] = x[lo:hi][source]
         return buffer
-
-    def release(self):
-        """Drop the buffer (the next load rebuilds it)."""
-        self._buffer = None
 
     def unload(self, flat, out, lo=0, hi=None):
         """out[lo:hi] = the cells of `flat` (this layout) that hold the input, i.e. without the border."""

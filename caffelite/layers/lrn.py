@@ -5,6 +5,7 @@ import numpy as np
 from caffelite.errors import NetError
 from caffelite.function import Function, register_layer
 from caffelite.layers._axis import check_image_batch
+from caffelite.layers._threads import over_batch
 from caffelite.proto import caffe_pb2
 
 _REGION = caffe_pb2.LRNParameter
@@ -41,38 +42,56 @@ class LRN(Function):
         top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
-        x = bottom[0].data
-        window = self._window_sum(np.square(x))
-        if self.across:
-            self._scale = self.shift + (self.alpha / self.size) * window
-        else:
-            # Caffe averages over the n x n window first, then scales by alpha.
-            self._scale = self.shift + self.alpha * (window / (self.size * self.size))
-        self._input = x.copy() if top[0] is bottom[0] else None
-        top[0].data[...] = x * np.power(self._scale, -self.beta)
+        x, y = bottom[0].data, top[0].data
+        self._input = x.copy() if top[0] is bottom[0] and self.need_backward else None
+        if self._scale is None or self._scale.shape != x.shape or self._scale.dtype != x.dtype:
+            self._scale = np.empty_like(x)
+        # Caffe averages WITHIN_CHANNEL over the n x n window first, then scales by alpha.
+        coefficient = self.alpha / self.size if self.across else self.alpha / (self.size * self.size)
+
+        def normalize(lo, hi):  # images lo:hi; in place safe: x is read before y is written
+            scale = self._scale[lo:hi]
+            self._window_sum(np.square(x[lo:hi]), scale)
+            scale *= coefficient
+            scale += self.shift
+            np.multiply(x[lo:hi], np.power(scale, -self.beta), out=y[lo:hi])
+
+        over_batch(len(x), normalize, x.size)
 
     def backward(self, top, propagate_down, bottom):
         """dx = dy s^-beta - (2 alpha beta / N) x window_sum(dy y / s), N = n (across) or n^2 (within)."""
         if not propagate_down[0]:
             return
-        x = bottom[0].data if self._input is None else self._input
-        dy, y, scale = top[0].grad, top[0].data, self._scale
+        x_all = bottom[0].data if self._input is None else self._input
         norm = self.size if self.across else self.size * self.size
-        spread = self._window_sum(dy * y / scale)
-        bottom[0].grad[...] = dy * np.power(scale, -self.beta) - (2 * self.alpha * self.beta / norm) * x * spread
+        factor = 2 * self.alpha * self.beta / norm
+        arrays = (x_all, top[0].grad, top[0].data, self._scale)
+        dx_all = bottom[0].grad
 
-    def _window_sum(self, values):
-        """Sum over the centred window of local_size cells on each normalized axis, zeros beyond the edges."""
+        def differentiate(lo, hi):
+            x, dy, y, scale = (a[lo:hi] for a in arrays)
+            spread = np.empty_like(scale)
+            self._window_sum(dy * y / scale, spread)
+            spread *= x
+            spread *= factor
+            np.multiply(dy, np.power(scale, -self.beta), out=dx_all[lo:hi])
+            dx_all[lo:hi] -= spread
+
+        over_batch(len(x_all), differentiate, x_all.size)
+
+    def _window_sum(self, values, out):
+        """out = sum over the centred window of local_size cells on each normalized axis (zeros past the edges)."""
         half = (self.size - 1) // 2
-        for axis in self.axes:
+        for number, axis in enumerate(self.axes):
+            target = out if number == len(self.axes) - 1 else np.empty_like(values)
+            target[...] = values
             length = values.shape[axis]
-            widths = [(0, 0)] * values.ndim
-            widths[axis] = (half, half)
-            padded = np.pad(values, widths)
-            cells = [slice(None)] * values.ndim
-            total = np.zeros_like(values)
-            for offset in range(self.size):
-                cells[axis] = slice(offset, offset + length)
-                total += padded[tuple(cells)]
-            values = total
-        return values
+            for shift in range(1, min(half, length - 1) + 1):
+                # Cell i gains its neighbours i + shift and i - shift, where they exist.
+                target[_along(axis, 0, length - shift)] += values[_along(axis, shift, length)]
+                target[_along(axis, shift, length)] += values[_along(axis, 0, length - shift)]
+            values = target
+
+
+def _along(axis, start, stop):
+    return (slice(None),) * axis + (slice(start, stop),)

@@ -137,11 +137,13 @@ class Pooling(Function):
         elif self.method == _POOL.AVE:
             self._forward_ave(bottom[0].data, top[0].data)
         elif self.phase == TRAIN:
-            self._forward_sample(self._phases.load(bottom[0].data), top[0].data)
+            self._forward_sample(self._phases.load(bottom[0].data, self._input_buffer()), top[0].data)
         else:
-            self._forward_weighted(self._phases.load(bottom[0].data), top[0].data)
-        if not self.need_backward:
-            self._phases.release()  # a forward-only net keeps no copy of its inputs
+            self._forward_weighted(self._phases.load(bottom[0].data, self._input_buffer()), top[0].data)
+
+    def _input_buffer(self):
+        """Layers that run backward keep their input (phase layout) for it; forward-only ones use the scratch."""
+        return self._phases.buffer(None if self.need_backward else self._work)
 
     def _read(self, x, start):
         return self._phases.run(x, start)
@@ -159,15 +161,16 @@ class Pooling(Function):
             scratch = [self._wide(name, bool) for name in ("found", "hit", "first")]
             scratch.append(self._wide("step", self._winner_dtype))
         valid = self._phases.valid
-        x = self._phases.buffer()  # built here, not in the threads
+        x = self._input_buffer()  # got here, not in the threads
+        y = top[0].data
 
         def pool(lo, hi):
-            self._phases.load(data, lo, hi)
+            self._phases.load(data, x, lo, hi)
             b = best[lo:hi]
             b.fill(_LOWEST)
             for _, start in self._offsets:
                 np.fmax(b, self._read(x, start)[lo:hi], out=b)  # fmax: NaN never wins, as in Caffe's `>`
-            top[0].data[lo:hi] = b[valid]
+            y[lo:hi] = b[valid]
             if self._winner is not None:
                 self._find_winners(x, b, self._winner[lo:hi], [a[lo:hi] for a in scratch], lo, hi)
 
@@ -177,10 +180,10 @@ class Pooling(Function):
 
     def _forward_ave(self, data, y):
         total = self._wide("total")
-        x = self._phases.buffer()
+        x = self._input_buffer()
 
         def pool(lo, hi):
-            self._phases.load(data, lo, hi)
+            self._phases.load(data, x, lo, hi)
             t = total[lo:hi]
             t.fill(0)
             for _, start in self._offsets:
@@ -240,12 +243,13 @@ class Pooling(Function):
         dy = self._wide("dy")
         grad = self._work.get("grad", (self._phases.length,), self.dtype)
         picked = self._wide("picked")
+        top_grad, bottom_grad = top[0].grad, bottom[0].grad
 
         def route(lo, hi):
             # Zero where nothing is output, so that those positions add nothing.
             d = dy[lo:hi]
             d.fill(0)
-            d[self._phases.valid] = top[0].grad[lo:hi]
+            d[self._phases.valid] = top_grad[lo:hi]
             for phase in range(int(np.prod(self.stride))):
                 self._read(grad, phase * self._phases.phase_length)[lo:hi].fill(0)
             if self.method == _POOL.AVE:
@@ -254,7 +258,7 @@ class Pooling(Function):
                     self._read(grad, start)[lo:hi] += d
             else:
                 self._route_to_winners(self._winner[lo:hi], d, grad, picked[lo:hi], lo, hi)
-            self._phases.unload(grad, bottom[0].grad, lo, hi)
+            self._phases.unload(grad, bottom_grad, lo, hi)
 
         over_batch(len(dy), route, bottom[0].count)
 
@@ -265,7 +269,7 @@ class Pooling(Function):
 
     def _route_weighted(self, data, dy, grad):
         """Gradient of sum(x^2) / sum(x): (2 x - y) / sum(x). (Caffe has no TEST backward; this is the exact one.)"""
-        x = self._phases.load(data)
+        x = self._phases.load(data, self._input_buffer())
         total = self._window_sum(x)
         squares = sum(np.square(self._read(x, start)) for _, start in self._offsets)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -73,6 +73,8 @@ LAYERS = [
     ('type: "Pooling" pooling_param { pool: MAX kernel_size: 2 stride: 2 }', (5, 3, 8, 8)),
     ('type: "Pooling" pooling_param { pool: AVE kernel_size: 3 stride: 1 pad: 1 }', (5, 3, 7, 7)),
     ('type: "ReLU"', (5, 3, 4, 4)),
+    ('type: "LRN" lrn_param { local_size: 5 alpha: 0.1 beta: 0.75 }', (5, 7, 4, 4)),
+    ('type: "LRN" lrn_param { local_size: 3 alpha: 0.1 norm_region: WITHIN_CHANNEL }', (5, 2, 5, 4)),
 ]
 
 
