@@ -61,3 +61,13 @@ def copy_split(target, source, axis=0):
         target[index] = source[index]
 
     over_batch(target.shape[axis], body, target.size)
+
+
+def elementwise(body, *arrays):
+    """body(*slices) on matching slices of same-sized C-contiguous arrays (viewed flat), on several threads."""
+    if not all(a.flags.c_contiguous for a in arrays):
+        body(*arrays)
+        return
+    flats = [a.reshape(-1) for a in arrays]
+    size = flats[0].size
+    over_batch(size, lambda lo, hi: body(*(f[lo:hi] for f in flats)), size)

@@ -4,6 +4,7 @@ import numpy as np
 
 from caffelite.errors import NetError, ShapeError
 from caffelite.function import Function, register_layer
+from caffelite.layers._threads import over_batch
 from caffelite.phase import TEST
 
 
@@ -58,8 +59,7 @@ class BatchNorm(Function):
             mean, var = self._stored_estimates()
             self._std = np.sqrt(var + self.eps)[:, None]
             y = top[0].data.reshape(x.shape)
-            np.subtract(x, mean[:, None], out=y)
-            y /= self._std
+            over_batch(len(x), lambda lo, hi: self._normalize(x[lo:hi], mean, y[lo:hi]), x.size)
             return
         mean = x.mean(axis=(0, 2))
         centered = x - mean[:, None]
@@ -69,6 +69,10 @@ class BatchNorm(Function):
         # Kept apart from the top: a later in-place layer may change it before backward.
         self._normalized = centered / self._std
         top[0].data[...] = self._normalized.reshape(top[0].shape)
+
+    def _normalize(self, x, mean, y):
+        np.subtract(x, mean[:, None], out=y)
+        y /= self._std
 
     def _stored_estimates(self):
         weight = self.params[2].data[0]

@@ -5,6 +5,7 @@ import numpy as np
 from caffelite.errors import NetError, ShapeError
 from caffelite.function import Function, register_layer
 from caffelite.layers._in_place import refuse_in_place
+from caffelite.layers._threads import elementwise
 from caffelite.proto import caffe_pb2
 
 _OP = caffe_pb2.EltwiseParameter
@@ -50,11 +51,17 @@ class Eltwise(Function):
             for b in bottom[2:]:
                 y *= b.data
         elif self.operation == _OP.SUM:
-            np.multiply(bottom[0].data, self.coeffs[0], out=y)
-            for b, c in zip(bottom[1:], self.coeffs[1:]):
-                y += b.data * c if c != 1 else b.data
+            elementwise(self._weighted_sum, y, *(b.data for b in bottom))
         else:
             self._forward_max(bottom, y)
+
+    def _weighted_sum(self, y, *inputs):
+        if self.coeffs[0] == 1:
+            np.copyto(y, inputs[0])
+        else:
+            np.multiply(inputs[0], self.coeffs[0], out=y)
+        for x, c in zip(inputs[1:], self.coeffs[1:]):
+            y += x * c if c != 1 else x
 
     def _forward_max(self, bottom, y):
         first, second = bottom[0].data, bottom[1].data

@@ -4,7 +4,7 @@ import numpy as np
 
 from caffelite.function import register_layer
 from caffelite.layers._neuron import Neuron
-from caffelite.layers._threads import over_batch
+from caffelite.layers._threads import elementwise
 
 
 @register_layer("ReLU")
@@ -20,8 +20,7 @@ class ReLU(Neuron):
             top[0].data[...] = np.where(x > 0, x, self.slope * x)
         else:
             # One pass (split across threads), in place too; NaN stays NaN as with Caffe's max.
-            x, y = x.reshape(-1), top[0].data.reshape(-1)
-            over_batch(x.size, lambda lo, hi: np.maximum(x[lo:hi], 0, out=y[lo:hi]), x.size)
+            elementwise(lambda x, y: np.maximum(x, 0, out=y), x, top[0].data)
 
     def backward(self, top, propagate_down, bottom):
         if not propagate_down[0]:
@@ -31,5 +30,4 @@ class ReLU(Neuron):
             positive = bottom[0].data > 0
             bottom[0].grad[...] = top[0].grad * np.where(positive, 1, self.slope).astype(self.dtype)
             return
-        x, dy, dx = (a.reshape(-1) for a in (bottom[0].data, top[0].grad, bottom[0].grad))
-        over_batch(x.size, lambda lo, hi: np.multiply(dy[lo:hi], x[lo:hi] > 0, out=dx[lo:hi]), x.size)
+        elementwise(lambda x, dy, dx: np.multiply(dy, x > 0, out=dx), bottom[0].data, top[0].grad, bottom[0].grad)

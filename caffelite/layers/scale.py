@@ -4,6 +4,7 @@ import numpy as np
 
 from caffelite.fillers import fill
 from caffelite.function import Function, register_layer
+from caffelite.layers._threads import over_batch
 from caffelite.layers._broadcast import learned_operand_shape, split_dims, sum_to_operand
 from caffelite.proto import caffe_pb2
 
@@ -48,9 +49,16 @@ class Scale(Function):
         # In place, x is about to be overwritten, and the scale's gradient needs it.
         self._input = x.copy() if top[0] is bottom[0] and self.need_backward else None
         y = top[0].data.reshape(self.dims)
-        np.multiply(x.reshape(self.dims), self._scale(bottom).data.reshape(self.dims[1], 1), out=y)
-        if self.bias_term:
-            y.reshape(self.bias_dims)[...] += self.params[-1].data.reshape(self.bias_dims[1], 1)
+        x = x.reshape(self.dims)
+        scale = self._scale(bottom).data.reshape(self.dims[1], 1)
+        bias = self.params[-1].data.reshape(self.bias_dims[1], 1) if self.bias_term else None
+        over_batch(len(x), lambda lo, hi: self._apply(x[lo:hi], scale, bias, y[lo:hi]), x.size)
+
+    def _apply(self, x, scale, bias, y):
+        """y = x * scale (+ bias) for a slice of outer rows, in (outer, dim, inner) form."""
+        np.multiply(x, scale, out=y)
+        if bias is not None:
+            y.reshape((len(y),) + self.bias_dims[1:])[...] += bias
 
     def backward(self, top, propagate_down, bottom):
         dy = top[0].grad

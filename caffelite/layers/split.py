@@ -1,7 +1,10 @@
 """Copies of one blob for several consumers (inserted by the Net when a blob feeds more than one layer)."""
 
+import numpy as np
+
 from caffelite.errors import NetError
 from caffelite.function import Function, register_layer
+from caffelite.layers._threads import elementwise
 
 
 @register_layer("Split")
@@ -20,7 +23,7 @@ class Split(Function):
     def forward(self, bottom, top):
         # Copies, not shared arrays: an in-place consumer of one top must not change the others.
         for tensor in top:
-            tensor.data[...] = bottom[0].data
+            elementwise(np.copyto, tensor.data, bottom[0].data)
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:

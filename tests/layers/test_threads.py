@@ -62,6 +62,15 @@ def test_copy_split_copies_along_the_given_axis(forced):
     np.testing.assert_array_equal(target, source)
 
 
+def test_elementwise_covers_every_element_and_leaves_strided_views_alone(forced):
+    a, b = np.arange(10.0), np.zeros(10)
+    threads.elementwise(np.copyto, b, a)
+    np.testing.assert_array_equal(b, a)
+    target = np.zeros((4, 4))
+    threads.elementwise(lambda t, s: np.add(t, s, out=t), target[:, ::2], np.ones((4, 2)))
+    assert target[:, ::2].sum() == 8 and target[:, 1::2].sum() == 0
+
+
 LAYERS = [
     ('type: "Convolution" convolution_param { num_output: 4 kernel_size: 3 pad: 1 '
      'weight_filler { type: "gaussian" } bias_filler { type: "gaussian" } }', (5, 3, 7, 6)),
@@ -75,6 +84,9 @@ LAYERS = [
     ('type: "ReLU"', (5, 3, 4, 4)),
     ('type: "LRN" lrn_param { local_size: 5 alpha: 0.1 beta: 0.75 }', (5, 7, 4, 4)),
     ('type: "LRN" lrn_param { local_size: 3 alpha: 0.1 norm_region: WITHIN_CHANNEL }', (5, 2, 5, 4)),
+    ('type: "Scale" scale_param { bias_term: true filler { type: "gaussian" } bias_filler { type: "gaussian" } }',
+     (5, 3, 4, 4)),
+    ('type: "BatchNorm" batch_norm_param { use_global_stats: true }', (5, 3, 4, 4)),
 ]
 
 
