@@ -350,7 +350,8 @@ def _row(name, batch, ms, flops, peak):
 
 
 # -- output -------------------------------------------------------------------------------------------
-def print_table(rows, peak, out=sys.stdout):
+def print_table(rows, peak, out=None):
+    out = out or sys.stdout
     print(f"matrix-multiply peak (float32, 2048^3): {peak:.0f} GFLOP/s", file=out)
     header = (f"{'row':28} {'ms':>9} {'img/s':>8} {'GFLOP/s':>8} {'%peak':>6} {'mem MB':>8} {'mem/held':>8} "
               f"{'torch ms':>9} {'ratio':>6} {'max |diff|':>10}")
