@@ -75,6 +75,21 @@ def _replace_atomically(name, data):
     except BaseException:
         _remove_quietly(temp)
         raise
+    _sync_directory(directory)
+
+
+def _sync_directory(directory):
+    """Make the rename itself durable (a power cut after it must not bring the old entry back)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return  # some systems cannot open a directory; the data itself is already on disk
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _remove_quietly(path):

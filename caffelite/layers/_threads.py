@@ -43,6 +43,16 @@ def over_batch(batch, body, elements):
             future.result()
 
 
+def _forget_pool():
+    # A forked child has only the thread that forked: the parent's workers do not exist there.
+    global _pool, _pool_size
+    _pool, _pool_size = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _executor(size):
     global _pool, _pool_size
     if _pool is None or _pool_size < size:

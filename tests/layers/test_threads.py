@@ -109,3 +109,20 @@ def test_layers_give_the_same_bits_on_one_thread_and_on_several(text, shape, mon
     split = _forward_backward(text, shape)
     for a, b in zip(alone, split):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_forked_child_makes_its_own_workers(forced):
+    """After fork only the forking thread exists; the child must not hand slices to the parent's workers."""
+    import os
+
+    threads.over_batch(4, lambda lo, hi: None, elements=4)  # the parent's pool now has workers
+    pid = os.fork()
+    if pid == 0:  # the child: run a split pass, exit 0 if it completes
+        try:
+            seen = []
+            threads.over_batch(4, lambda lo, hi: seen.append(lo), elements=4)
+            os._exit(0 if sorted(seen) == [0, 1, 2] else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
