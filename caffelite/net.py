@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 import caffelite.layers  # noqa: F401  (registers every layer type)
+from caffelite import diagnostics
 from caffelite.errors import CaffeliteError, NetError, ShapeError
 from caffelite.function import LAYERS
 from caffelite.io.binary import read_net, write_binary
@@ -59,6 +60,7 @@ class Net:
             param.state.stage.extend(stages or [])
         self.phase = param.state.phase
         self.name = param.name
+        self.debug_info = param.debug_info  # Caffe's per-layer statistics in the log (caffelite.diagnostics)
         # Step 1 and 2: which layers this state keeps, then a Split wherever a blob feeds several layers.
         self._param = insert_splits(filter_net(param), self.source)
         # Step 3: create every layer and its tops, set up, share params.
@@ -318,6 +320,8 @@ class Net:
             slot.function.forward(slot.bottom, slot.top)
             for top_index, weight in slot.loss_weights:
                 loss += weight * float(np.sum(slot.top[top_index].data, dtype=np.float64))
+            if self.debug_info:
+                diagnostics.log_forward(self, index)
             self._run_callbacks("after_forward", index)
         return loss
 
@@ -331,7 +335,11 @@ class Net:
                 for top_index, weight in slot.loss_weights:
                     slot.top[top_index].grad[...] = weight
                 slot.function.backward(slot.top, slot.bottom_need_backward, slot.bottom)
+                if self.debug_info:
+                    diagnostics.log_backward(self, index)
             self._run_callbacks("after_backward", index)
+        if self.debug_info and start == len(self._slots) - 1 and end == 0:
+            diagnostics.log_norms(self)  # after a whole backward, as Caffe's Backward()
 
     # pycaffe's low-level names for the two ranges
     _forward = forward_range

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from caffelite import diagnostics
 from caffelite.errors import SolverError
 from caffelite.log import number as _fmt
 from caffelite.io.binary import read_solverstate, write_binary
@@ -48,6 +49,8 @@ class Solver:
             set_random_seed(self.param.random_seed)
         self.net = Net(self._train_net_param(), dtype=self.dtype)
         self.test_nets = [Net(p, dtype=self.dtype) for p in self._test_net_params()]
+        for net in self.test_nets:
+            net.debug_info = self.param.debug_info
         for weights in self.param.weights:
             self.net.copy_from(weights)
         self.iter = 0
@@ -148,7 +151,12 @@ class Solver:
                     break
             self._notify("on_start")
             display = p.display and self.iter % p.display == 0
-            loss = sum(self.net.forward_backward() for _ in range(p.iter_size)) / p.iter_size
+            self.net.debug_info = bool(display and p.debug_info)
+            # Overflow is reported once, below, by the loss it makes: not as numpy warnings on the way.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                loss = sum(self.net.forward_backward() for _ in range(p.iter_size)) / p.iter_size
+                if not np.isfinite(loss):
+                    self._stop_on_non_finite(loss)
             self._update_smoothed_loss(loss, start_iter)
             if display:
                 lapse = time.perf_counter() - timer
@@ -167,6 +175,14 @@ class Solver:
             if request == STOP:
                 self.requested_early_exit = True
                 break
+
+    def _stop_on_non_finite(self, loss):
+        """A NaN or Inf loss never comes back: stop, naming the first layer that went non-finite."""
+        culprit = diagnostics.first_non_finite(self.net)
+        where = (f"the first layer to go non-finite is '{culprit[0]}': {culprit[1]}" if culprit
+                 else "no layer output is non-finite on replay")
+        raise SolverError(f"{self.source}: iteration {self.iter}: the loss is {loss}; {where}. Training stopped "
+                          "(a lower base_lr, clip_gradients, or debug_info: true to see each layer's values)")
 
     def solve(self, resume_file=None):
         p = self.param
