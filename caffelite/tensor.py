@@ -5,6 +5,7 @@ import threading
 import numpy as np
 
 from caffelite.errors import ShapeError
+from caffelite.limits import check_size
 
 _ALLOCATING = threading.Lock()
 
@@ -18,6 +19,7 @@ class Tensor:
 
     def __init__(self, shape=(), dtype=np.float32):
         shape = _checked_shape(shape)
+        check_size(shape, np.dtype(dtype).itemsize, "a blob")
         self.data = np.zeros(shape, dtype=dtype)
         self._grad = None
 
@@ -98,6 +100,7 @@ class Tensor:
             if self._grad is not None:
                 self._grad = self._grad.reshape(shape)
         else:
+            check_size(shape, self.data.dtype.itemsize, "a blob")
             self.data = np.zeros(shape, dtype=self.data.dtype)
             self._grad = None
 

@@ -44,6 +44,13 @@ def main(argv=None):
             traceback.print_exc()
         print(f"caffelite {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except MemoryError:
+        # Shapes beyond the machine are refused before allocating (caffelite.limits); this is the rest: a net
+        # that fits in memory on paper but not beside everything else running.
+        if args.debug:
+            traceback.print_exc()
+        print(f"caffelite {args.command}: error: out of memory (a smaller batch_size may fit)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"caffelite {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from caffelite.errors import CaffeliteError, FileFormatError
+from caffelite.errors import CaffeliteError, FileFormatError, ShapeError
 from caffelite.io.files import atomic_write
+from caffelite.limits import check_size
 
 log = logging.getLogger("caffelite")
 
@@ -198,7 +199,16 @@ def _read_array(dataset, name):
     # Caffe reads float and integer datasets (converting them to its Dtype) and refuses any other kind.
     if dataset.dtype.kind not in "fiu":
         raise FileFormatError(f"{name}: dataset {dataset.name} holds {dataset.dtype}, expected numbers")
+    _check_dataset_size(dataset, name)
     return np.asarray(dataset[()])
+
+
+def _check_dataset_size(dataset, name):
+    """A dataset may declare far more cells than its file stores (unwritten chunks read as fill values)."""
+    try:
+        check_size(dataset.shape, dataset.dtype.itemsize, f"dataset {dataset.name}")
+    except ShapeError as error:
+        raise FileFormatError(f"{name}: {error}") from None
 
 
 def _read_int(dataset, name):

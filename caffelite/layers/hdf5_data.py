@@ -5,10 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
-from caffelite.errors import CaffeliteError, FileFormatError, NetError
+from caffelite.errors import CaffeliteError, FileFormatError, NetError, ShapeError
 from caffelite.function import Function, register_layer
 from caffelite.io.files import read_text_file
 from caffelite.layers._prefetching import child_generator
+from caffelite.limits import check_size
 
 log = logging.getLogger("caffelite")
 
@@ -132,4 +133,8 @@ def _dataset(handle, path, name, dtype, where):
         )
     if dataset.ndim < 1:
         raise FileFormatError(f"{where}: HDF5 file '{path}': dataset '{name}' must have at least 1 axis")
+    try:  # a dataset may declare far more cells than the file stores
+        check_size(dataset.shape, np.dtype(dtype).itemsize, f"dataset '{name}'")
+    except ShapeError as error:
+        raise FileFormatError(f"{where}: HDF5 file '{path}': {error}") from None
     return np.asarray(dataset[...], dtype=dtype)
