@@ -232,7 +232,7 @@ def _train(args):
     for state in [param.train_state, *param.test_state]:
         state.level = args.level
         state.stage.extend(_stages(args))
-    solver = solver_module.SOLVERS.get(param.type)(param)
+    solver = solver_module.SOLVERS.get(param.type)(param, source=args.solver)
     if args.weights:
         for net in [solver.net, *solver.test_nets]:
             log.info("Finetuning from %s", args.weights)

@@ -38,6 +38,8 @@ def datum_to_array(datum, force_color=False, force_gray=False):
     if datum.encoded:
         return decode_image(datum.data, force_color=force_color, force_gray=force_gray)
     shape = (datum.channels, datum.height, datum.width)
+    if min(shape) < 0:
+        raise FileFormatError(f"datum has a negative dimension in its shape {shape}")
     size = shape[0] * shape[1] * shape[2]
     if len(datum.data):
         if len(datum.data) != size:

@@ -17,8 +17,12 @@ def blob_shape(blob):
     The legacy fields win, as in Caffe's Blob::FromProto and pycaffe.
     """
     if _has_legacy_shape(blob):
-        return tuple(getattr(blob, name) for name in _LEGACY_DIMS)
-    return tuple(int(dim) for dim in blob.shape.dim)
+        shape = tuple(getattr(blob, name) for name in _LEGACY_DIMS)
+    else:
+        shape = tuple(int(dim) for dim in blob.shape.dim)
+    if any(dim < 0 for dim in shape):
+        raise FileFormatError(f"blob has a negative dimension in its shape {shape}")
+    return shape
 
 
 def blobproto_to_array(blob, return_diff=False):

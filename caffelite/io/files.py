@@ -16,9 +16,12 @@ def read_bytes(path, max_bytes=PROTOBUF_MAX_BYTES):
     try:
         with open(name, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
-            if size > max_bytes:
-                raise FileFormatError(f"{name}: {size} bytes is more than this kind of file may hold ({max_bytes})")
-            return handle.read()
+            # A device or pipe reports size 0 and may never end: read no more than the limit either way.
+            data = handle.read(max_bytes + 1) if size <= max_bytes else b""
+            if size > max_bytes or len(data) > max_bytes:
+                raise FileFormatError(f"{name}: {max(size, len(data))} bytes or more is more than this kind of file "
+                                      f"may hold ({max_bytes})")
+            return data
     except FileNotFoundError:
         raise CaffeliteError(f"{name}: no such file") from None
     except IsADirectoryError:

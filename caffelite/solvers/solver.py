@@ -45,9 +45,14 @@ class Solver:
         if self.param.average_loss < 1:
             raise SolverError(f"{self.source}: average_loss must be at least 1")
         self.check_param()
+        train_net_param = self._train_net_param()
+        try:  # an unknown policy or a missing stepsize is the solver file's mistake: say so before building nets
+            learning_rate(self.param, 0, 0)
+        except SolverError as error:
+            raise SolverError(f"{self.source}: {error}") from None
         if self.param.random_seed >= 0:
             set_random_seed(self.param.random_seed)
-        self.net = Net(self._train_net_param(), dtype=self.dtype)
+        self.net = Net(train_net_param, dtype=self.dtype)
         self.test_nets = [Net(p, dtype=self.dtype) for p in self._test_net_params()]
         for net in self.test_nets:
             net.debug_info = self.param.debug_info
