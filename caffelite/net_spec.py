@@ -34,6 +34,7 @@ __all__ = [
     "NetSpecValueError",
     "Top",
     "assign_proto",
+    "layer_parameter",
     "layers",
     "param_name_dict",
     "params",
@@ -202,6 +203,13 @@ class LayerNode:
             where = f"LayerParameter or {short}_param" if short else "LayerParameter (the type has no *_param)"
             raise NetSpecError(f"layer '{layer.name}' ({self.type_name}): no field '{key}' in {where}")
         return layer
+
+
+def layer_parameter(type_name, **kwargs):
+    """One LayerParameter of `type_name` from keywords, by the rules above (no bottoms; tops named <Type>1, ...)."""
+    layers = OrderedDict()
+    LayerNode(type_name, [], kwargs)._to_proto(layers, {}, Counter())
+    return layers.popitem()[1]
 
 
 def to_proto(*tops):

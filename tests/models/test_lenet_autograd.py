@@ -1,0 +1,17 @@
+"""models/lenet/lenet_autograd.py: the imperative LeNet learns MNIST through caffelite.autograd."""
+
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[2] / "models" / "lenet" / "lenet_autograd.py"
+
+
+def test_two_hundred_iterations_reach_ninety_percent_test_accuracy():
+    spec = importlib.util.spec_from_file_location("lenet_autograd", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    lines = []
+    _, accuracy = module.train(200, log=lines.append)
+    losses = [float(line.split("loss = ")[1].split(",")[0]) for line in lines if "loss = " in line]
+    assert losses[0] > 2.0 and losses[-1] < 0.5  # from chance (ln 10 = 2.3) down
+    assert accuracy > 0.9, lines
