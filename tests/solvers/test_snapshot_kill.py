@@ -78,10 +78,11 @@ def wait_for_temporary_file(folder, child, timeout=20):
     return 0
 
 
-def _train(solver_path):
-    """The child: train until killed (a forked process; the parent never runs a net before forking)."""
+def _train(solver_path, state):
+    """The child: resume from `state` (None: start afresh) and train until killed (a forked process; the parent
+    never runs a net before forking)."""
     os.environ["CAFFELITE_NUM_THREADS"] = "1"
-    get_solver(str(solver_path)).solve()
+    get_solver(str(solver_path)).solve(state)
 
 
 @pytest.mark.parametrize("snapshot_format", sorted(FORMATS))
@@ -91,7 +92,9 @@ def test_sigkill_during_training_always_leaves_a_snapshot_to_resume_from(tmp_pat
     chooser = random.Random(20261122)
     newest, mid_write = None, 0
     for kill in range(20):
-        child = context.Process(target=_train, args=(solver_path,))
+        # Each run resumes from the newest snapshot the previous kill left, so every kill also tests resuming.
+        state = str(snapshots(tmp_path, snapshot_format)[newest]) if newest is not None else None
+        child = context.Process(target=_train, args=(solver_path, state))
         child.start()
         if kill % 2:
             # Past start-up (building the net) into the snapshot-every-iteration loop, then at a random moment.
@@ -105,8 +108,9 @@ def test_sigkill_during_training_always_leaves_a_snapshot_to_resume_from(tmp_pat
         previous, newest = newest, check_complete(tmp_path, snapshot_format)
         # A kill during the very first snapshot leaves none yet; after that one is always there, never older.
         assert previous is None or (newest is not None and newest >= previous), f"kill {kill}: {previous} -> {newest}"
-    assert newest is not None
     assert mid_write == 10  # every other kill hit a write in progress
+    # Iterations accumulate over the runs: the runs resumed from their snapshots instead of starting afresh.
+    assert newest is not None and newest > 10, newest
     # The newest state (and the weights it names) resumes training in a new solver.
     state = snapshots(tmp_path, snapshot_format)[newest]
     solver = get_solver(str(write_solver(tmp_path, snapshot_format, max_iter=newest + 2)))

@@ -31,7 +31,10 @@ def send_signals(process, schedule):
             process.send_signal(pending.pop(0)[1])
             if not pending:
                 break
-    _, rest = process.communicate(timeout=60)
+    try:
+        _, rest = process.communicate(timeout=60)
+    finally:
+        process.kill()  # never leave a trainer running if a signal went unheeded (no-op once it has exited)
     assert process.returncode == 0, "".join(lines) + rest
     return "".join(lines) + rest
 
