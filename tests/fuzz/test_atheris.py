@@ -1,0 +1,25 @@
+"""The atheris script runs every target for a bounded number of inputs without a crash (exit status 0)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fuzz import targets
+
+SCRIPT = Path(__file__).with_name("atheris_targets.py")
+
+
+@pytest.mark.parametrize("name", sorted(targets.TARGETS))
+def test_each_atheris_target_runs_clean(name, tmp_path):
+    result = subprocess.run([sys.executable, str(SCRIPT), name, "-runs=500", "-seed=1", f"-artifact_prefix={tmp_path}/"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Done 500 runs" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no crash input written
+
+
+def test_an_unknown_target_prints_the_usage():
+    result = subprocess.run([sys.executable, str(SCRIPT), "nonsense"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Targets:" in result.stderr
