@@ -34,7 +34,8 @@ HOSTILE = [
                   'pooling_param { kernel_size: 300000 stride: 1 pad: 100000 } }'),
     ("t", IMAGE + 'layer { name: "t" type: "Tile" bottom: "x" top: "y" tile_param { tiles: 2000000000 } }'),
     ("e", 'layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 4 } } } '
-          'layer { name: "e" type: "Embed" bottom: "x" top: "y" embed_param { num_output: 100000 input_dim: 1000000 } }'),
+          'layer { name: "e" type: "Embed" bottom: "x" top: "y" '
+          'embed_param { num_output: 100000 input_dim: 1000000 } }'),
 ]
 
 

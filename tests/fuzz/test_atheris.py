@@ -13,8 +13,8 @@ SCRIPT = Path(__file__).with_name("atheris_targets.py")
 
 @pytest.mark.parametrize("name", sorted(targets.TARGETS))
 def test_each_atheris_target_runs_clean(name, tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), name, "-runs=500", "-seed=1", f"-artifact_prefix={tmp_path}/"],
-                            capture_output=True, text=True, timeout=300)
+    command = [sys.executable, str(SCRIPT), name, "-runs=500", "-seed=1", f"-artifact_prefix={tmp_path}/"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Done 500 runs" in result.stderr
     assert list(tmp_path.iterdir()) == []  # no crash input written
