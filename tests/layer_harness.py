@@ -72,15 +72,7 @@ def check_gradients(layer, bottom, top, check_bottom=None, step=1e-6, tolerance=
     targets = [(f"bottom[{i}]", saved[i]) for i in check_bottom]
     targets += [(f"param[{i}]", p.data) for i, p in enumerate(layer.params)]
     for (label, values), expected in zip(targets, analytic):
-        numeric = np.zeros_like(values)
-        for index in np.ndindex(values.shape):
-            original = values[index]
-            values[index] = original + step
-            plus = objective()
-            values[index] = original - step
-            minus = objective()
-            values[index] = original
-            numeric[index] = (plus - minus) / (2 * step)
+        numeric = finite_differences(objective, values, step)
         scale = np.maximum(1.0, np.maximum(np.abs(numeric), np.abs(expected)))
         error = np.abs(numeric - expected) / scale
         worst = np.unravel_index(np.argmax(error), error.shape) if error.size else ()
@@ -99,3 +91,17 @@ def _analytic_gradients(layer, bottom, top, top_weights, objective, check_bottom
     propagate = [i in check_bottom for i in range(len(bottom))]
     layer.backward(top, propagate, bottom)
     return [bottom[i].grad.copy() for i in check_bottom] + [p.grad.copy() for p in layer.params]
+
+
+def finite_differences(objective, values, step):
+    """Central differences of objective() with respect to every element of `values` (changed in place and put back)."""
+    numeric = np.zeros_like(values)
+    for index in np.ndindex(values.shape):
+        original = values[index]
+        values[index] = original + step
+        plus = objective()
+        values[index] = original - step
+        minus = objective()
+        values[index] = original
+        numeric[index] = (plus - minus) / (2 * step)
+    return numeric

@@ -11,6 +11,7 @@ from caffelite.net import Net, filter_net
 from caffelite.phase import TRAIN
 from caffelite.proto import caffe_pb2
 from caffelite.rng import set_random_seed
+from layer_harness import finite_differences
 
 LENET = "models/lenet/lenet_train_test.prototxt"
 
@@ -21,22 +22,6 @@ def test_the_issues_division_example():
     assert z.item() == 5.0
     z.backward()
     assert x.grad == 2.0 and y.grad == -10.0
-
-
-def numeric_gradient(f, values, step=1e-6):
-    grads = []
-    for value in values:
-        grad = np.zeros_like(value)
-        for index in np.ndindex(value.shape):
-            original = value[index]
-            value[index] = original + step
-            plus = f()
-            value[index] = original - step
-            minus = f()
-            value[index] = original
-            grad[index] = (plus - minus) / (2 * step)
-        grads.append(grad)
-    return grads
 
 
 OPERATIONS = {
@@ -72,7 +57,7 @@ def test_operation_gradients_match_finite_differences(name):
     out = OPERATIONS[name](a, b)
     weights = rng.normal(size=out.shape)
     out.backward(weights)
-    expected_a, expected_b = numeric_gradient(objective, [a_values, b_values])
+    expected_a, expected_b = (finite_differences(objective, values, 1e-6) for values in (a_values, b_values))
     np.testing.assert_allclose(a.grad, expected_a, rtol=1e-6, atol=1e-8)
     if name != "view":
         np.testing.assert_allclose(b.grad, expected_b, rtol=1e-6, atol=1e-8)
