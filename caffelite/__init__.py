@@ -12,6 +12,7 @@ from caffelite.net import Net
 # NetSpec layer factory, see caffelite/layers/__init__.py).
 from caffelite import layers, net_spec
 from caffelite.net_spec import NetSpec, params, to_proto
+from caffelite import autograd
 from caffelite.phase import TEST, TRAIN
 from caffelite.rng import set_random_seed
 from caffelite.solvers import (
@@ -49,6 +50,7 @@ __all__ = [
     "Solver",
     "Tensor",
     "allow_python_layers",
+    "autograd",
     "coord_map",
     "get_solver",
     "io",

@@ -1,5 +1,8 @@
 """caffelite.autograd: the tape over the same Functions, checked against finite differences and against the Net."""
 
+import importlib.util
+import weakref
+
 import numpy as np
 import pytest
 from google.protobuf import text_format
@@ -12,8 +15,9 @@ from caffelite.phase import TRAIN
 from caffelite.proto import caffe_pb2
 from caffelite.rng import set_random_seed
 from layer_harness import finite_differences
+from shared_data import PROJECT
 
-LENET = "models/lenet/lenet_train_test.prototxt"
+LENET = PROJECT / "models" / "lenet"
 
 
 def test_the_issues_division_example():
@@ -37,8 +41,22 @@ OPERATIONS = {
     "neg-mean": lambda a, b: -(a * b).mean(axis=0),
     "sum-axis": lambda a, b: (a * b).sum(axis=1, keepdims=True) * b,
     "view": lambda a, b: a.view(-1) * a.view(-1),
+    "transpose": lambda a, b: a.T * b,
+    "ndarray-left": lambda a, b: np.full(4, 2.0) - a * b,
+    "matmul-batched": lambda a, b: a @ b,
+    "matmul-vector": lambda a, b: a @ b,
+    "vector-matmul": lambda a, b: a @ b,
 }
-SHAPES = {"matmul": ((3, 4), (4, 2)), "radd": ((3, 4), (4,)), "rmul": ((3, 1), (1, 4)), "view": ((2, 3), (1,))}
+SHAPES = {
+    "matmul": ((3, 4), (4, 2)),
+    "radd": ((3, 4), (4,)),
+    "rmul": ((3, 1), (1, 4)),
+    "view": ((2, 3), (1,)),
+    "transpose": ((3, 4), (4, 3)),
+    "matmul-batched": ((2, 1, 3, 4), (3, 4, 2)),
+    "matmul-vector": ((2, 3, 4), (4,)),
+    "vector-matmul": ((3,), (2, 3, 4)),
+}
 
 
 @pytest.mark.parametrize("name", sorted(OPERATIONS))
@@ -57,6 +75,7 @@ def test_operation_gradients_match_finite_differences(name):
     out = OPERATIONS[name](a, b)
     weights = rng.normal(size=out.shape)
     out.backward(weights)
+    assert isinstance(out, ag.Tensor) and out.dtype == np.float64
     expected_a, expected_b = (finite_differences(objective, values, 1e-6) for values in (a_values, b_values))
     np.testing.assert_allclose(a.grad, expected_a, rtol=1e-6, atol=1e-8)
     if name != "view":
@@ -73,6 +92,16 @@ def test_a_tensor_used_twice_gets_the_sum_and_grads_accumulate_until_zeroed():
     assert not x.grad.any()
 
 
+def test_values_make_float32_tensors_unless_they_are_float64():
+    assert ag.Tensor(2.5).dtype == np.float32 and ag.Tensor([[1, 2]]).shape == (1, 2)
+    assert ag.Tensor([[1, 2]]).dtype == np.float32
+    assert ag.Tensor(np.ones(3)).dtype == np.float64
+    assert ag.Tensor(np.ones(3), dtype=np.float32).dtype == np.float32
+    x = ag.Tensor([1.0, 2.0], requires_grad=True)
+    y = x.detach()
+    assert not y.requires_grad and y.numpy() is x.numpy()
+
+
 def test_no_grad_records_nothing_and_constants_need_no_grad():
     x = ag.Tensor(3.0, requires_grad=True)
     with ag.no_grad():
@@ -80,6 +109,17 @@ def test_no_grad_records_nothing_and_constants_need_no_grad():
     assert not y.requires_grad and y._node is None
     z = ag.Tensor(2.0) * ag.Tensor(4.0)
     assert not z.requires_grad and z.item() == 8.0
+    with pytest.raises(CaffeliteError, match="does not require grad"):
+        y.backward()
+
+
+def test_a_graph_is_walked_back_once():
+    x = ag.Tensor(2.0, requires_grad=True)
+    y = x * x
+    y.backward()
+    with pytest.raises(CaffeliteError, match=r"layer 'Mul' \(Mul\) again"):
+        y.backward()
+    assert x.grad == 4.0
 
 
 def test_mistakes_are_caffelite_errors():
@@ -107,9 +147,82 @@ def test_a_layer_is_the_registered_function_with_leaf_params():
     assert all(p.requires_grad for p in ip.params)
 
 
+def test_a_layer_called_twice_before_backward_keeps_each_calls_state_and_shares_params():
+    set_random_seed(2)
+    rng = np.random.default_rng(4)
+    pool = ag.layer("Pooling", dtype=np.float64, pool=caffe_pb2.PoolingParameter.MAX, kernel_size=2, stride=2)
+    ip = ag.layer("InnerProduct", dtype=np.float64, num_output=2, bias_term=False,
+                  weight_filler=dict(type="gaussian"))
+    first, second = (ag.Tensor(rng.normal(size=(2, 1, 4, 4)), requires_grad=True) for _ in range(2))
+    scores = [ip(pool(first)), ip(pool(second))]  # max pooling's backward reads where each call's maxima were
+    (scores[0].sum() + 2.0 * scores[1].sum()).backward()
+    weight = ip.params[0].data
+
+    def pooled_gradient(x, factor):
+        reference = ag.Tensor(x.numpy(), requires_grad=True)
+        alone = ag.layer("Pooling", dtype=np.float64, pool=caffe_pb2.PoolingParameter.MAX, kernel_size=2, stride=2)
+        alone(reference).backward(np.broadcast_to(factor * weight.sum(axis=0).reshape(1, 1, 2, 2), (2, 1, 2, 2)))
+        return reference.grad
+
+    np.testing.assert_allclose(first.grad, pooled_gradient(first, 1.0))
+    np.testing.assert_allclose(second.grad, pooled_gradient(second, 2.0))
+    assert len(ip.params) == 1 and ip.params[0].requires_grad
+    pooled = [p.reshape(2, 4) for p in (_max_pool(first.numpy()), _max_pool(second.numpy()))]
+    np.testing.assert_allclose(ip.params[0].grad, np.ones((2, 2)).T @ pooled[0] + 2.0 * np.ones((2, 2)).T @ pooled[1])
+
+
+def test_a_call_without_grad_between_forward_and_backward_leaves_the_pending_call_intact():
+    rng = np.random.default_rng(6)
+    pool = ag.layer("Pooling", dtype=np.float64, pool=caffe_pb2.PoolingParameter.MAX, kernel_size=2, stride=2)
+    x = ag.Tensor(rng.normal(size=(2, 1, 4, 4)), requires_grad=True)
+    pooled = pool(x)
+    with ag.no_grad():
+        pool(ag.Tensor(rng.normal(size=(2, 1, 4, 4))))
+    pooled.sum().backward()
+    winners = _max_pool(x.numpy()).repeat(2, axis=2).repeat(2, axis=3) == x.numpy()
+    np.testing.assert_array_equal(x.grad, winners.astype(np.float64))
+
+
+def test_a_graph_nobody_holds_is_freed_at_once():
+    x = ag.Tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    node = weakref.ref(y._node)
+    del y
+    assert node() is None
+
+
+def _max_pool(x):
+    return x.reshape(2, 1, 2, 2, 2, 2).max(axis=(3, 5))
+
+
+def test_sgd_applies_momentum_weight_decay_and_each_params_multipliers():
+    ip = ag.layer("InnerProduct", num_output=1, dtype=np.float64, weight_filler=dict(type="constant", value=1.0),
+                  param=[dict(lr_mult=1, decay_mult=1), dict(lr_mult=2, decay_mult=0)])
+    x = ag.Tensor([[1.0, 2.0]])
+    ip(x)  # sets the layer up: its params exist from here on
+    optimizer = ag.SGD(ip.params, lr=0.1, momentum=0.5, weight_decay=0.01)
+    weight, bias = ip.params
+    assert (weight.lr_mult, weight.decay_mult, bias.lr_mult, bias.decay_mult) == (1, 1, 2, 0)
+    expected_w, expected_b, velocity_w, velocity_b = np.ones((1, 2)), 0.0, 0.0, 0.0
+    for _ in range(2):
+        optimizer.zero_grad()
+        ip(x).sum().backward()
+        velocity_w = 0.5 * velocity_w + 0.1 * (np.array([[1.0, 2.0]]) + 0.01 * expected_w)
+        velocity_b = 0.5 * velocity_b + 0.2 * 1.0
+        expected_w, expected_b = expected_w - velocity_w, expected_b - velocity_b
+        optimizer.step()
+    np.testing.assert_allclose(weight.data, expected_w)
+    np.testing.assert_allclose(bias.data, [expected_b])
+
+
+def test_a_loss_weight_is_refused_with_the_way_to_weight_a_loss():
+    with pytest.raises(CaffeliteError, match=r"multiply its output instead"):
+        ag.layer("EuclideanLoss", loss_weight=0.5)
+
+
 def lenet_with_input(batch):
     """LeNet's TRAIN net with an Input layer where its Data layer is."""
-    param = filter_net(_with_phase(read_net_text(LENET), TRAIN))
+    param = filter_net(_with_phase(read_net_text(LENET / "lenet_train_test.prototxt"), TRAIN))
     del param.layer[0]
     data = text_format.Parse(f'name: "mnist" type: "Input" top: "data" top: "label" input_param {{ '
                              f'shape {{ dim: {batch} dim: 1 dim: 28 dim: 28 }} shape {{ dim: {batch} }} }}',
@@ -134,13 +247,12 @@ def test_imperative_lenet_gradients_equal_the_nets():
     net.clear_param_diffs()
     net_loss = net.forward_backward()
 
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("lenet_autograd", "models/lenet/lenet_autograd.py")
+    spec = importlib.util.spec_from_file_location("lenet_autograd", LENET / "lenet_autograd.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     lenet = module.LeNet()
     lenet(images, labels)  # sets the layers up
-    params = [p for layer in lenet.layers for p in layer.params]
+    params = lenet.params
     for mine, theirs in zip(params, net.learnable_params):
         mine.data[...] = theirs.data
         mine.zero_grad()

@@ -1,5 +1,5 @@
 """LeNet on MNIST, written imperatively with caffelite.autograd: the layers of lenet_train_test.prototxt called
-one after another on Tensors, trained by the SGD settings of lenet_solver.prototxt.
+one after another on Tensors, trained by the settings of lenet_solver.prototxt (read from it).
 
     python models/lenet/lenet_autograd.py [--iterations 10000] [--test-every 500] [--seed 1]
 
@@ -15,10 +15,14 @@ import numpy as np
 
 from caffelite import autograd as ag
 from caffelite.data.mnist import read_idx_images, read_idx_labels
+from caffelite.io.prototxt import read_solver_text
 from caffelite.proto import caffe_pb2
 from caffelite.rng import set_random_seed
+from caffelite.solvers.lr_policies import learning_rate
 
-MNIST = Path(__file__).resolve().parent / "mnist"
+HERE = Path(__file__).resolve().parent
+MNIST = HERE / "mnist"
+SOLVER = HERE / "lenet_solver.prototxt"
 SCALE = 0.00390625  # lenet_train_test.prototxt's transform_param
 BATCH = 64
 MAX = caffe_pb2.PoolingParameter.MAX
@@ -29,7 +33,7 @@ class LeNet:
 
     def __init__(self):
         xavier, constant = dict(type="xavier"), dict(type="constant")
-        decay = [dict(lr_mult=1), dict(lr_mult=2)]  # biases learn twice as fast, as in the prototxt
+        decay = [dict(lr_mult=1), dict(lr_mult=2)]  # biases learn twice as fast, as in the prototxt; SGD reads it
         self.layers = [
             ag.layer("Convolution", num_output=20, kernel_size=5, stride=1, weight_filler=xavier,
                      bias_filler=constant, param=decay),
@@ -43,6 +47,10 @@ class LeNet:
         ]
         self.loss = ag.layer("SoftmaxWithLoss")
 
+    @property
+    def params(self):
+        return ag.parameters(*self.layers)
+
     def scores(self, images):
         x = ag.Tensor(images)
         for layer in self.layers:
@@ -51,11 +59,6 @@ class LeNet:
 
     def __call__(self, images, labels):
         return self.loss(self.scores(images), ag.Tensor(labels))
-
-
-def inv_rate(iteration, base_lr=0.01, gamma=0.0001, power=0.75):
-    """lenet_solver.prototxt's lr_policy "inv"."""
-    return base_lr * (1 + gamma * iteration) ** -power
 
 
 def accuracy(net, images, labels, batch=500):
@@ -76,24 +79,22 @@ def load(kind):
 def train(iterations, test_every=0, seed=1, log=print):
     """Train for `iterations`; returns (net, final test accuracy)."""
     set_random_seed(seed)
+    solver = read_solver_text(SOLVER)
     train_images, train_labels = load("train")
     test_images, test_labels = load("t10k")
     net = LeNet()
     net(train_images[:BATCH], train_labels[:BATCH])  # sets the layers up, so their params exist
-    params = [p for layer in net.layers for p in layer.params]
-    multipliers = [spec.lr_mult for layer in net.layers for spec in layer.param.param][:len(params)]
-    optimizers = [ag.SGD([p], lr=0.0, momentum=0.9, weight_decay=0.0005) for p in params]
+    optimizer = ag.SGD(net.params, lr=solver.base_lr, momentum=solver.momentum, weight_decay=solver.weight_decay)
+    step = 0
     for iteration in range(iterations):
         start = (iteration * BATCH) % len(train_images)  # the Data layer's order: sequential, wrapping around
         batch = np.arange(start, start + BATCH) % len(train_images)
-        for optimizer in optimizers:
-            optimizer.zero_grad()
+        optimizer.zero_grad()
         loss = net(train_images[batch], train_labels[batch])
         loss.backward()
-        rate = inv_rate(iteration)
-        for optimizer, multiplier in zip(optimizers, multipliers):
-            optimizer.lr = rate * multiplier
-            optimizer.step()
+        rate, step = learning_rate(solver, iteration, step)
+        optimizer.lr = rate
+        optimizer.step()
         if iteration % 100 == 0:
             log(f"Iteration {iteration}, loss = {loss.item():.6g}, lr = {rate:.6g}")
         if test_every and iteration and iteration % test_every == 0:
