@@ -41,36 +41,44 @@ def mutated(seeds):
 
 
 # -- net definitions from the schema ------------------------------------------------------------------
+# Drawn with a hypothesis-controlled random.Random: generating a net field by field with hypothesis's own
+# strategies costs ten times the Net builder's work, and the builder is what is being tested.
 _BLOBS = ["data", "label", "a", "b", "c"]
-# Mostly small values (shapes stay tiny and fast), plus the edges: zero, negatives, beyond 32 bits.
-_INTS = st.one_of(st.integers(-2, 6), st.sampled_from([0, 1, 2**31 - 1, 2**31, -2**31 - 1, 2**32 + 3]))
-_FLOATS = st.one_of(st.floats(-4, 4, width=32), st.sampled_from(["inf", "-inf", "nan", "1e39", "0"]))
-_STRINGS = st.one_of(st.sampled_from(_BLOBS + ["xavier", "gaussian", "constant", "", "SUM"]), st.text(max_size=6))
+_EDGE_INTS = [0, 1, 2**31 - 1, 2**31, -2**31 - 1, 2**32 + 3]
+_EDGE_FLOATS = ["inf", "-inf", "nan", "1e39", "0"]
+_STRINGS = _BLOBS + ["xavier", "gaussian", "constant", "", "SUM", 'quote"d', "back\\slash"]
 _FD = FieldDescriptor
 
 
-def _value(field, depth):
+def _int(rnd):
+    # Mostly small values (shapes stay tiny and fast), sometimes the edges: zero, negatives, beyond 32 bits.
+    return rnd.choice(_EDGE_INTS) if rnd.random() < 0.1 else rnd.randint(-2, 6)
+
+
+def _value(field, depth, rnd):
     if field.type == _FD.TYPE_MESSAGE:
-        return _fields(field.message_type, depth - 1).map(lambda body: "{ " + body + " }")
+        return "{ " + _fields(field.message_type, depth - 1, rnd) + " }"
     if field.type == _FD.TYPE_ENUM:
-        return st.one_of(st.sampled_from([v.name for v in field.enum_type.values]), st.integers(-1, 9).map(str))
+        return rnd.choice([v.name for v in field.enum_type.values]) if rnd.random() < 0.8 else str(rnd.randint(-1, 9))
     if field.type == _FD.TYPE_BOOL:
-        return st.sampled_from(["true", "false", "1", "2"])
+        return rnd.choice(["true", "false", "1", "2"])
     if field.type == _FD.TYPE_STRING:
-        return _STRINGS.map(lambda text: '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        return '"' + rnd.choice(_STRINGS).replace("\\", "\\\\").replace('"', '\\"') + '"'
     if field.type in (_FD.TYPE_FLOAT, _FD.TYPE_DOUBLE):
-        return st.one_of(_FLOATS.map(str), _INTS.map(str))
-    return _INTS.map(str)
+        roll = rnd.random()
+        return rnd.choice(_EDGE_FLOATS) if roll < 0.1 else str(_int(rnd)) if roll < 0.4 else repr(rnd.uniform(-4, 4))
+    return str(_int(rnd))
 
 
-def _fields(descriptor, depth):
-    """Text of a few fields of `descriptor` (message fields only while depth lasts)."""
+def _fields(descriptor, depth, rnd):
+    """Text of up to four fields of `descriptor` (message fields only while depth lasts)."""
     fields = [f for f in descriptor.fields if depth > 0 or f.type != _FD.TYPE_MESSAGE]
-    if not fields:
-        return st.just("")
-    entry = st.sampled_from(fields).flatmap(
-        lambda f: _value(f, depth).map(lambda value: f"{f.name}{'' if value.startswith('{') else ':'} {value}"))
-    return st.lists(entry, max_size=4).map(" ".join)
+    entries = []
+    for _ in range(rnd.randint(0, 4) if fields else 0):
+        field = rnd.choice(fields)
+        value = _value(field, depth, rnd)
+        entries.append(f"{field.name}{'' if value.startswith('{') else ':'} {value}")
+    return " ".join(entries)
 
 
 _PARAM_OF_TYPE = {}
@@ -88,27 +96,28 @@ def _parameter_field(type_name):
     return _PARAM_OF_TYPE.get(type_name)
 
 
-@st.composite
-def layer_text(draw):
-    type_name = draw(st.sampled_from([n for n in LAYERS.names() if n != "Python"]))
-    bottoms = draw(st.lists(st.sampled_from(_BLOBS), max_size=3))
-    tops = draw(st.lists(st.sampled_from(_BLOBS), max_size=2))
-    parts = [f'name: "{type_name.lower()}{draw(st.integers(0, 9))}"', f'type: "{type_name}"']
-    parts += [f'bottom: "{b}"' for b in bottoms] + [f'top: "{t}"' for t in tops]
+def _layer(rnd):
+    type_name = rnd.choice([n for n in LAYERS.names() if n != "Python"])
+    parts = [f'name: "{type_name.lower()}{rnd.randint(0, 9)}"', f'type: "{type_name}"']
+    parts += [f'bottom: "{rnd.choice(_BLOBS)}"' for _ in range(rnd.randint(0, 3))]
+    parts += [f'top: "{rnd.choice(_BLOBS)}"' for _ in range(rnd.randint(0, 2))]
     field = _parameter_field(type_name)
     if field is not None:
-        parts.append(f"{field.name} {{ {draw(_fields(field.message_type, 2))} }}")
-    if draw(st.booleans()):
-        parts.append(draw(_fields(caffe_pb2.LayerParameter.DESCRIPTOR, 0)))
+        parts.append(f"{field.name} {{ {_fields(field.message_type, 2, rnd)} }}")
+    if rnd.random() < 0.5:
+        parts.append(_fields(caffe_pb2.LayerParameter.DESCRIPTOR, 0, rnd))
     return "layer { " + " ".join(parts) + " }"
 
 
-@st.composite
-def net_text(draw):
+def _net(rnd):
     """An Input layer of small shapes, then a few layers of any type wired by a small pool of blob names."""
-    shapes = draw(st.lists(st.lists(st.integers(0, 5), min_size=1, max_size=4), min_size=1, max_size=2))
+    shapes = [[rnd.randint(0, 5) for _ in range(rnd.randint(1, 4))] for _ in range(rnd.randint(1, 2))]
     tops = " ".join(f'top: "{name}"' for name in _BLOBS[:len(shapes)])
     dims = " ".join("shape { " + " ".join(f"dim: {d}" for d in shape) + " }" for shape in shapes)
-    layers = draw(st.lists(layer_text(), min_size=1, max_size=4))
-    return (f'name: "fuzz" layer {{ name: "input" type: "Input" {tops} input_param {{ {dims} }} }} '
-            + " ".join(layers)).encode()
+    layers = " ".join(_layer(rnd) for _ in range(rnd.randint(1, 4)))
+    return f'name: "fuzz" layer {{ name: "input" type: "Input" {tops} input_param {{ {dims} }} }} {layers}'.encode()
+
+
+def net_text():
+    """Net definitions generated from the schema (see `_net`)."""
+    return st.randoms(use_true_random=False).map(_net)
