@@ -1,4 +1,6 @@
-"""What the end-to-end tests of the `caffelite` command share: a tiny model and its solver file."""
+"""What the end-to-end tests of the `caffelite` command share: a tiny model, its solver file, signalling a run."""
+
+import threading
 
 
 def tiny_net(batch=16, accuracy=True):
@@ -23,3 +25,26 @@ def write_model(folder, net, solver_settings):
     solver = folder / "solver.prototxt"
     solver.write_text(f'net: "{folder}/net.prototxt" {solver_settings}')
     return solver
+
+
+def send_signals(process, schedule, timeout=60):
+    """Send each (iteration, signal) of `schedule` once "Iteration <iteration> (" is logged; the whole log.
+
+    Every line is read through the one stream iterator (mixing it with communicate() would drop what the iterator
+    had buffered). A trainer still running `timeout` seconds later, having not heeded a signal, is killed.
+    """
+    watchdog = threading.Timer(timeout, process.kill)
+    watchdog.start()
+    lines, pending = [], list(schedule)
+    try:
+        for line in process.stderr:
+            lines.append(line)
+            if pending and f"Iteration {pending[0][0]} (" in line:
+                process.send_signal(pending.pop(0)[1])
+        process.wait()
+    finally:
+        watchdog.cancel()
+        process.kill()  # a no-op once it has exited
+    log = "".join(lines)
+    assert process.returncode == 0, log
+    return log

@@ -12,7 +12,7 @@ import pytest
 
 from caffelite.proto import caffe_pb2
 from caffelite_tools.main import _double_dash, main
-from cli_helpers import tiny_net, write_model
+from cli_helpers import send_signals, tiny_net, write_model
 
 NET = tiny_net()
 
@@ -92,15 +92,7 @@ def test_sigint_stops_training_after_a_final_snapshot(tiny_solver, tmp_path):
         [sys.executable, "-m", "caffelite_tools.main", "train", "--solver", str(tiny_solver)],
         stderr=subprocess.PIPE, text=True,
     )
-    lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if "Iteration 20 (" in line:
-            process.send_signal(signal.SIGINT)
-            break
-    _, rest = process.communicate(timeout=60)
-    log = "".join(lines) + rest
-    assert process.returncode == 0, log
+    log = send_signals(process, [(20, signal.SIGINT)])
     assert "Optimization stopped early." in log
     stopped_at = int(re.findall(r"Snapshotting to binary proto file .*_iter_(\d+)\.caffemodel", log)[-1])
     assert stopped_at > 20 and (tmp_path / f"tiny_iter_{stopped_at}.solverstate").exists()

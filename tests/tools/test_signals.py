@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from cli_helpers import tiny_net, write_model
+from cli_helpers import send_signals, tiny_net, write_model
 
 
 def start_training(tmp_path, *flags):
@@ -20,23 +20,6 @@ def start_training(tmp_path, *flags):
         [sys.executable, "-m", "caffelite_tools.main", "train", "--solver", str(solver), *flags],
         stderr=subprocess.PIPE, text=True,
     )
-
-
-def send_signals(process, schedule):
-    """Send each (iteration, signal) of `schedule` once "Iteration <iteration> (" is logged; the whole log."""
-    lines, pending = [], list(schedule)
-    for line in process.stderr:
-        lines.append(line)
-        if pending and f"Iteration {pending[0][0]} (" in line:
-            process.send_signal(pending.pop(0)[1])
-            if not pending:
-                break
-    try:
-        _, rest = process.communicate(timeout=60)
-    finally:
-        process.kill()  # never leave a trainer running if a signal went unheeded (no-op once it has exited)
-    assert process.returncode == 0, "".join(lines) + rest
-    return "".join(lines) + rest
 
 
 def snapshot_iterations(log):
