@@ -16,6 +16,7 @@ from caffelite import device
 from caffelite import draw
 from caffelite import log as glog
 from caffelite import logtools
+from caffelite import parallel
 from caffelite import progress
 from caffelite.data.features import extract_features
 from caffelite.data.image_mean import compute_image_mean, write_mean
@@ -40,20 +41,24 @@ def main(argv=None):
     try:
         return args.run(args) or 0
     except CaffeliteError as error:
-        if args.debug:
-            traceback.print_exc()
-        print(f"caffelite {args.command}: error: {error}", file=sys.stderr)
-        return 1
+        return _fail(args, f"error: {error}", 1)
     except MemoryError:
         # Shapes beyond the machine are refused before allocating (caffelite.limits); this is the rest: a net
         # that fits in memory on paper but not beside everything else running.
-        if args.debug:
-            traceback.print_exc()
-        print(f"caffelite {args.command}: error: out of memory (a smaller batch_size may fit)", file=sys.stderr)
-        return 1
+        return _fail(args, "error: out of memory (a smaller batch_size may fit)", 1)
     except KeyboardInterrupt:
-        print(f"caffelite {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _fail(args, "interrupted", 130, traceback_too=False)
+
+
+def _fail(args, message, code, traceback_too=True):
+    """Print the one line (the traceback first with --debug); training on several processes, stop them all: the
+    other ranks would otherwise wait for this one forever."""
+    if args.debug and traceback_too:
+        traceback.print_exc()
+    rank = f" (rank {parallel.solver_rank()} of {parallel.solver_count()})" if parallel.solver_count() > 1 else ""
+    print(f"caffelite {args.command}{rank}: {message}", file=sys.stderr)
+    parallel.abort(code)
+    return code
 
 
 def _double_dash(argv):
@@ -228,6 +233,9 @@ def _allow_python_layers(args):
 
 def _train(args):
     _allow_python_layers(args)
+    several = parallel.launched_by_mpi()  # mpirun -n K caffelite train ...: this process is one of K ranks
+    if several:
+        parallel.init()
     param = read_solver_text(args.solver)
     for state in [param.train_state, *param.test_state]:
         state.level = args.level
@@ -239,9 +247,12 @@ def _train(args):
             net.copy_from(args.weights)
     solver.action_request = _signal_actions(args.sigint_effect, args.sighup_effect)
     log.info("Starting Optimization")
-    display = progress.attach(solver, args.progress)
+    display = progress.attach(solver, args.progress) if parallel.root_solver() else None
     try:
-        solver.solve(args.snapshot or None)
+        if several:
+            parallel.solve(solver, args.snapshot or None)
+        else:
+            solver.solve(args.snapshot or None)
     finally:
         if display:
             display.close()

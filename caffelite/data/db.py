@@ -270,11 +270,13 @@ class LevelDbDatabase(_Database):
 
 class Cursor:
     """Walks the records in key order and starts again at the first after the last (Caffe's data layer never
-    runs dry); `epochs` counts those wrap-arounds. Subclasses say how to go to the first and the next record."""
+    runs dry); `epochs` counts those wrap-arounds and `offset` the records passed. Subclasses say how to go to the
+    first and the next record."""
 
     def __init__(self, path, where=""):
         self.path = path
         self.epochs = 0
+        self.offset = 0
         if not self._first():
             raise FileFormatError(f"{where}database '{path}' is empty")
 
@@ -291,6 +293,7 @@ class Cursor:
         raise NotImplementedError
 
     def next(self):
+        self.offset += 1
         if not self._next():
             self._first()
             self.epochs += 1
@@ -299,11 +302,17 @@ class Cursor:
         for _ in range(count):
             self.next()
 
-    def read(self, count):
-        """The next `count` records as a list of (key, value) pairs, leaving the cursor just past them."""
+    def read(self, count, share=(0, 1)):
+        """The next `count` records as a list of (key, value) pairs, leaving the cursor just past them.
+
+        share = (rank, size): keep only the records whose offset is rank modulo size, passing over the others
+        (Caffe's parallel readers: each of `size` processes reads its own share of the records).
+        """
+        rank, size = share
         records = []
-        for _ in range(count):
-            records.append(self.item())
+        while len(records) < count:
+            if self.offset % size == rank:
+                records.append(self.item())
             self.next()
         return records
 

@@ -2,12 +2,14 @@
 
 import numpy as np
 
+from caffelite import parallel
 from caffelite.data.datum import datum_to_array
 from caffelite.data.db import open_db
 from caffelite.data.transformer import DataTransformer, needs_random
 from caffelite.errors import FileFormatError, NetError
 from caffelite.function import register_layer
 from caffelite.layers._prefetching import PrefetchingData, child_generator
+from caffelite.phase import TRAIN
 from caffelite.proto import caffe_pb2
 
 
@@ -15,6 +17,7 @@ from caffelite.proto import caffe_pb2
 class Data(PrefetchingData):
     """top[0] = transform(next batch_size records), top[1] = their labels; wraps to the first record at the end.
 
+    Training on several processes (caffelite.parallel), the TRAIN phase reads record i on rank i % K only.
     The first record fixes the item shape reported at setup; each batch then takes the shape of its own first
     record (Caffe's rule), and every record of a batch must share it. Call `close()` to stop the prefetch thread
     early; it is also stopped when the layer is garbage-collected and at interpreter exit.
@@ -40,7 +43,8 @@ class Data(PrefetchingData):
         transform_param = self.param.transform_param
         generator = child_generator() if needs_random(transform_param, self.phase) else None
         transformer = DataTransformer(transform_param, self.phase, generator, self.dtype, where=self.describe())
-        loader = _BatchLoader(cursor, transformer, param.batch_size, param.source, self.describe())
+        share = parallel.data_share(self.phase == TRAIN)
+        loader = _BatchLoader(cursor, transformer, param.batch_size, share, param.source, self.describe())
         item_shape = transformer.output_shape(loader.decode(cursor.key, cursor.value).shape)
         top[0].reshape((param.batch_size,) + item_shape)
         if len(top) > 1:
@@ -54,15 +58,16 @@ class Data(PrefetchingData):
 class _BatchLoader:
     """Reads, decodes and transforms one batch; runs in the prefetch thread (it holds no reference to the layer)."""
 
-    def __init__(self, cursor, transformer, batch_size, source, where):
+    def __init__(self, cursor, transformer, batch_size, share, source, where):
         self.cursor = cursor
         self.transformer = transformer
         self.batch_size = batch_size
+        self.share = share
         self.source = source
         self.where = where
 
     def __call__(self):
-        records = self.cursor.read(self.batch_size)
+        records = self.cursor.read(self.batch_size, self.share)
         datums = [self._parse(key, value) for key, value in records]
         items = self._stack(records, datums)
         labels = np.array([datum.label for datum in datums], dtype=self.transformer.dtype)

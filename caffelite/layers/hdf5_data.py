@@ -5,11 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
+from caffelite import parallel
 from caffelite.errors import CaffeliteError, FileFormatError, NetError, ShapeError
 from caffelite.function import Function, register_layer
 from caffelite.io.files import read_text_file
 from caffelite.layers._prefetching import child_generator
 from caffelite.limits import check_size
+from caffelite.phase import TRAIN
 
 log = logging.getLogger("caffelite")
 
@@ -20,6 +22,8 @@ class HDF5Data(Function):
     last. With `shuffle`, the file order is permuted at every pass and the rows of a file every time it is entered.
 
     Like Caffe, the whole current file is held in memory and nothing is transformed (no transform_param).
+    Training on several processes (caffelite.parallel), the TRAIN phase serves the i-th row it passes on rank
+    i % K only (Caffe's HDF5DataLayer::Skip), and every rank shuffles alike.
     """
 
     exact_num_bottom = 0
@@ -35,7 +39,11 @@ class HDF5Data(Function):
         self.names = list(self.param.top)
         self.files = read_file_list(param.source, self.describe())
         log.info("%s: number of HDF5 files: %d", self.name, len(self.files))
-        self.generator = child_generator() if param.shuffle else None
+        self.generator = None
+        if param.shuffle:
+            self.generator = (self.phase == TRAIN and parallel.shared_generator(self.name)) or child_generator()
+        self.rank, self.size = parallel.data_share(self.phase == TRAIN)
+        self.offset = 0  # rows passed, on every rank: row `offset` is this rank's when offset % size == rank
         self.file_order = self._permutation(len(self.files))
         self.file_index = 0
         self.item_shapes = None
@@ -49,12 +57,16 @@ class HDF5Data(Function):
     def forward(self, bottom, top):
         filled = 0
         while filled < self.batch_size:
-            take = min(self.batch_size - filled, len(self.rows) - self.row)
-            rows = self.rows[self.row : self.row + take]
+            # this rank's rows among those left in the file, up to what the batch still needs
+            left = len(self.rows) - self.row
+            mine = np.arange((self.rank - self.offset) % self.size, left, self.size)[: self.batch_size - filled]
+            rows = self.rows[self.row + mine]
             for tensor, array in zip(top, self.arrays):
-                tensor.data[filled : filled + take] = array[rows]
-            filled += take
-            self.row += take
+                tensor.data[filled : filled + len(mine)] = array[rows]
+            filled += len(mine)
+            passed = int(mine[-1]) + 1 if filled == self.batch_size else left
+            self.row += passed
+            self.offset += passed
             if self.row == len(self.rows):
                 self._next_file()
 

@@ -4,12 +4,14 @@ import logging
 
 import numpy as np
 
+from caffelite import parallel
 from caffelite.data.image import read_image
 from caffelite.data.imageset import read_image_list
 from caffelite.data.transformer import DataTransformer, needs_random
 from caffelite.errors import FileFormatError, NetError
 from caffelite.function import register_layer
 from caffelite.layers._prefetching import PrefetchingData, child_generator
+from caffelite.phase import TRAIN
 from caffelite.rng import rng
 
 log = logging.getLogger("caffelite")
@@ -25,7 +27,8 @@ class ImageData(PrefetchingData):
 
     Images are read like cv::imread (BGR, or grey when is_color is false) and resized to new_height x new_width
     when both are set. Each batch takes the shape of its own first image, so un-resized images of different
-    sizes work with batch_size 1.
+    sizes work with batch_size 1. Training on several processes (caffelite.parallel), the TRAIN phase serves
+    line i of the (shuffled) list on rank i % K only, and every rank shuffles alike.
     """
 
     exact_num_top = 2
@@ -37,7 +40,8 @@ class ImageData(PrefetchingData):
         transform_param = self.param.transform_param
         generator = child_generator() if needs_random(transform_param, self.phase) else None
         transformer = DataTransformer(transform_param, self.phase, generator, self.dtype, where=self.describe())
-        loader = _ImageBatchLoader(entries, start, param, transformer, shuffle_generator, self.describe())
+        share = parallel.data_share(self.phase == TRAIN)
+        loader = _ImageBatchLoader(entries, start, param, transformer, shuffle_generator, share, self.describe())
         # Like Caffe, the first image to be served fixes the shape announced at setup.
         item_shape = transformer.output_shape(loader.read(entries[start]).shape)
         top[0].reshape((param.batch_size,) + item_shape)
@@ -48,7 +52,9 @@ class ImageData(PrefetchingData):
         """The list's entries (shuffled when asked), the index of the first to serve, and the shuffle generator."""
         entries = read_image_list(param.source, where=self.describe())
         log.info("%s: a total of %d images", self.name, len(entries))
-        shuffle_generator = child_generator() if param.shuffle else None
+        shuffle_generator = None
+        if param.shuffle:
+            shuffle_generator = (self.phase == TRAIN and parallel.shared_generator(self.name)) or child_generator()
         if shuffle_generator is not None:
             entries = [entries[i] for i in shuffle_generator.permutation(len(entries))]
         start = 0
@@ -76,9 +82,11 @@ class ImageData(PrefetchingData):
 class _ImageBatchLoader:
     """Reads, transforms and labels one batch; runs in the prefetch thread (it holds no reference to the layer)."""
 
-    def __init__(self, entries, start, param, transformer, shuffle_generator, where):
+    def __init__(self, entries, start, param, transformer, shuffle_generator, share, where):
         self.entries = entries
         self.position = start
+        self.offset = 0
+        self.share = share
         self.batch_size = param.batch_size
         self.root = param.root_folder
         self.source = param.source
@@ -90,8 +98,11 @@ class _ImageBatchLoader:
 
     def __call__(self):
         batch = []
-        for _ in range(self.batch_size):
-            batch.append(self.entries[self.position])
+        rank, size = self.share
+        while len(batch) < self.batch_size:
+            if self.offset % size == rank:
+                batch.append(self.entries[self.position])
+            self.offset += 1
             self.position += 1
             if self.position == len(self.entries):
                 self.position = 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from caffelite import diagnostics
+from caffelite import diagnostics, parallel
 from caffelite.errors import SolverError
 from caffelite.log import number as _fmt
 from caffelite.io.binary import read_solverstate, write_binary
@@ -18,7 +18,6 @@ from caffelite.net import Net
 from caffelite.phase import TEST, TRAIN
 from caffelite.proto import caffe_pb2
 from caffelite.registry import Registry
-from caffelite.rng import set_random_seed
 from caffelite.solvers.lr_policies import learning_rate
 
 log = logging.getLogger("caffelite")
@@ -51,7 +50,7 @@ class Solver:
         except SolverError as error:
             raise SolverError(f"{self.source}: {error}") from None
         if self.param.random_seed >= 0:
-            set_random_seed(self.param.random_seed)
+            parallel.seed(self.param.random_seed)  # random_seed + rank on each of several processes, as in Caffe
         self.net = Net(train_net_param, dtype=self.dtype)
         self.test_nets = [Net(p, dtype=self.dtype) for p in self._test_net_params()]
         for net in self.test_nets:
@@ -150,7 +149,8 @@ class Solver:
         timer, last_display_iter = time.perf_counter(), self.iter
         while self.iter < stop_iter:
             self.net.clear_param_diffs()
-            if p.test_interval and self.iter % p.test_interval == 0 and (self.iter > 0 or p.test_initialization):
+            if (p.test_interval and self.iter % p.test_interval == 0 and (self.iter > 0 or p.test_initialization)
+                    and parallel.root_solver()):
                 self.test_all()
                 if self.requested_early_exit:
                     break
@@ -175,7 +175,7 @@ class Solver:
             self._notify("on_gradients_ready")
             self.apply_update()
             request = self._requested_action()
-            if (p.snapshot and self.iter % p.snapshot == 0) or request == SNAPSHOT:
+            if ((p.snapshot and self.iter % p.snapshot == 0) or request == SNAPSHOT) and parallel.root_solver():
                 self.snapshot()
             if request == STOP:
                 self.requested_early_exit = True
@@ -199,7 +199,7 @@ class Solver:
             self.restore(resume_file)
         start_iter = self.iter
         self.step(p.max_iter - self.iter)
-        if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0):
+        if p.snapshot_after_train and (not p.snapshot or self.iter % p.snapshot != 0) and parallel.root_solver():
             self.snapshot()
         if self.requested_early_exit:
             log.info("Optimization stopped early.")
@@ -208,7 +208,7 @@ class Solver:
             loss = self.net.forward_range()
             self._update_smoothed_loss(loss, start_iter)
             log.info("Iteration %d, loss = %s", self.iter, _fmt(self.smoothed_loss))
-        if p.test_interval and self.iter % p.test_interval == 0:
+        if p.test_interval and self.iter % p.test_interval == 0 and parallel.root_solver():
             self.test_all()
         log.info("Optimization Done.")
 

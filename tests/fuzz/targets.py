@@ -109,7 +109,7 @@ def datum(data):
     param = caffe_pb2.TransformationParameter(crop_size=2, mirror=True, scale=0.5, mean_value=[1.0])
     transformer = DataTransformer(param, TRAIN, np.random.default_rng(0), where="layer 'data' (Data)")
     records = [(b"00000000", data), (b"00000001", data)]
-    loader = _BatchLoader(_Cursor(records), transformer, len(records), "fuzz_lmdb", "layer 'data' (Data)")
+    loader = _BatchLoader(_Cursor(records), transformer, len(records), (0, 1), "fuzz_lmdb", "layer 'data' (Data)")
     loader.decode(*records[0])
     loader()
 
@@ -124,7 +124,7 @@ class _Cursor:
     def __init__(self, records):
         self.records = records
 
-    def read(self, count):
+    def read(self, count, share):
         return self.records[:count]
 
 
