@@ -4,10 +4,12 @@
 
 MODE:
   train   train, then every rank sends rank 0 its weights; rank 0 prints "max difference between ranks: X"
+          and "threads: BLAS CAFFELITE_NUM_THREADS" (what init() left it)
   raise   rank 1 raises a CaffeliteError in its third iteration (the others must not wait for it)
   forever print "rank R pid P", then train until killed
 """
 
+import os
 import sys
 
 import numpy as np
@@ -35,7 +37,7 @@ def main(solver_path, mode, resume=None):
     param = read_solver_text(solver_path)
     if mode == "forever":
         param.max_iter = 10**9
-        print(f"rank {rank} pid {__import__('os').getpid()}", flush=True)
+        print(f"rank {rank} pid {os.getpid()}", flush=True)
     solver = SOLVERS.get(param.type)(param, source=solver_path)
     if mode == "raise":
         solver.add_callback(RaiseOnRankOne(solver))
@@ -44,7 +46,11 @@ def main(solver_path, mode, resume=None):
     gathered = np.empty((size, weights.size), weights.dtype) if rank == 0 else None
     MPI.COMM_WORLD.Gather(weights, gathered, root=0)
     if rank == 0:
+        from threadpoolctl import threadpool_info
+
+        blas = {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
         print(f"max difference between ranks: {np.abs(gathered - gathered[0]).max()}", flush=True)
+        print(f"threads: {','.join(map(str, sorted(blas)))} {os.environ['CAFFELITE_NUM_THREADS']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -232,6 +232,9 @@ def test_every_rank_holds_the_same_weights_through_the_python_api(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "max difference between ranks: 0.0" in result.stdout
     assert (tmp_path / "api_iter_6.caffemodel").exists()
+    # both ranks run on this machine: each gets half its cores for BLAS and for caffelite's batch threads
+    half = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert f"threads: {half} {half}" in result.stdout
 
 
 def test_resume_from_a_snapshot_with_another_number_of_ranks(tmp_path):
