@@ -22,6 +22,7 @@ import pytest
 from caffelite import parallel
 from caffelite.data import db
 from caffelite.data.datum import array_to_datum
+from caffelite.errors import CaffeliteError
 from caffelite.io.binary import read_caffemodel
 from caffelite.io.blob import blobproto_to_array
 from caffelite.phase import TEST, TRAIN
@@ -139,6 +140,13 @@ def test_launcher_variables_tell_a_rank_of_several():
     assert parallel.launched_by_mpi({"OMPI_COMM_WORLD_SIZE": "4"})
     assert not parallel.launched_by_mpi({"PMI_SIZE": "1"})
     assert not parallel.launched_by_mpi({})
+
+
+def test_without_mpi4py_init_names_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # what an environment without the mpi extra sees
+    with pytest.raises(CaffeliteError, match=r"pip install 'caffelite\[mpi\]'"):
+        parallel.init()
+    assert parallel.solver_count() == 1
 
 
 def test_a_lone_process_is_rank_zero_of_one():
