@@ -224,18 +224,20 @@ class ConvolutionBase(Function):
             yield 0, self._work.get("cols", shape, self.dtype)
             return
         padded = self._bordered.load(data, self.pad, self.padded_shape, None if self.need_backward else self._work)
-        spatial = self.num_spatial
-        # window_view gives (n, C, *k, *p); the column layout wants (C, *k, n, *p).
-        order = (1,) + tuple(range(2, 2 + spatial)) + (0,) + tuple(range(2 + spatial, 2 + 2 * spatial))
         for start in range(0, self.batch, self.block):
-            block = padded[start:start + self.block]
-            windows = window_view(block, self.kernel, self.stride, self.dilation, self.conv_shape)
-            cols = self._work.get("cols", (self.col_channels,) + self.kernel + (len(block),) + self.conv_shape,
-                                  self.dtype)
-            copy_split(cols, windows.transpose(order), axis=1 + spatial)
-            yield start, cols
+            yield start, self._columns(padded[start:start + self.block], self.stride, self.dilation, self.conv_shape)
         if keep and self.block >= self.batch:
             self._kept = token
+
+    def _columns(self, block, stride, dilation, out_shape):
+        """im2col of one block of padded images (n, C, *padded): the columns (C, *k, n, *out) in the workspace."""
+        spatial = self.num_spatial
+        windows = window_view(block, self.kernel, stride, dilation, out_shape)
+        # window_view gives (n, C, *k, *p); the column layout wants (C, *k, n, *p).
+        order = (1,) + tuple(range(2, 2 + spatial)) + (0,) + tuple(range(2 + spatial, 2 + 2 * spatial))
+        cols = self._work.get("cols", (block.shape[1],) + self.kernel + (len(block),) + tuple(out_shape), self.dtype)
+        copy_split(cols, windows.transpose(order), axis=1 + spatial)
+        return cols
 
     def _add_columns(self, cols, x_sum):
         """col2im: add column values (C, *k, n, *p) into x_sum (C, n, *padded), one strided slice per kernel offset."""

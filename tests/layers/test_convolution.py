@@ -172,6 +172,66 @@ def test_batch_blocks_give_the_same_result(monkeypatch):
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
+# Stride-1 layers with num_output <= channels take the input gradient as a correlation of the top diff.
+CORRELATION_CASES = [
+    ((2, 3, 5, 5), 1, "kernel_size: 3"),  # no padding: the diff's 1 x 25 columns per tap vs the input's 3 x 9
+    ((2, 4, 6, 5), 2, "kernel_size: 3 pad: 1"),
+    ((2, 3, 7, 7), 3, "kernel_size: 5 pad: 2"),
+    ((1, 3, 6, 6), 3, "kernel_size: 3 pad: 2"),  # pad = kernel - 1: the diff needs no border
+    ((2, 3, 7, 5), 2, "kernel_h: 3 kernel_w: 2 pad_h: 1 pad_w: 0"),
+    ((2, 3, 9), 2, "kernel_size: 4 pad: 1"),
+    ((1, 3, 4, 5, 4), 2, "kernel_size: [2, 3, 2] pad: [1, 1, 0]"),
+]
+
+
+@pytest.mark.parametrize("shape, num_output, options", CORRELATION_CASES)
+def test_input_gradient_by_correlation_matches_col2im_and_finite_differences(shape, num_output, options):
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=shape)
+    layer, bottom, top = make_layer(conv_text(f"num_output: {num_output} {options}"), [x])
+    assert layer._correlate
+    check_gradients(layer, bottom, top)
+    run_forward(layer, bottom, top)
+    top[0].grad[...] = rng.normal(size=top[0].shape)
+    layer.backward(top, [True], bottom)
+    by_correlation = bottom[0].grad.copy()
+    layer._correlate = False  # the general way: W^T times the diff, then col2im
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(by_correlation, bottom[0].grad, rtol=1e-12, atol=1e-12)
+
+
+def test_input_gradient_by_correlation_in_blocks_and_float32(monkeypatch):
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(5, 4, 6, 6)).astype(np.float32)
+    text = conv_text("num_output: 3 kernel_size: 3 pad: 1")
+    whole, bottom, top = make_layer(text, [x], dtype=np.float32)
+    run_forward(whole, bottom, top)
+    dy = rng.normal(size=top[0].shape).astype(np.float32)
+    top[0].grad[...] = dy
+    whole.backward(top, [True], bottom)
+    monkeypatch.setattr(conv_base_module, "COLUMN_BUDGET", 2 * 36 * 9 * 4 * 4)  # two images per block
+    blocked, bottom2, top2 = make_layer(text, [x], dtype=np.float32)
+    assert blocked.block == 2 and blocked._correlate
+    run_forward(blocked, bottom2, top2)
+    top2[0].grad[...] = dy
+    blocked.backward(top2, [True], bottom2)
+    assert bottom2[0].grad.dtype == np.float32
+    np.testing.assert_allclose(bottom2[0].grad, bottom[0].grad, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("options, taken", [
+    ("num_output: 4 kernel_size: 3 pad: 1", True),
+    ("num_output: 5 kernel_size: 3 pad: 1", False),  # more outputs than inputs: the diff's columns are larger
+    ("num_output: 2 kernel_size: 3 stride: 2 pad: 1", False),
+    ("num_output: 2 kernel_size: 3 dilation: 2 pad: 2", False),
+    ("num_output: 2 kernel_size: 3 group: 2 pad: 1", False),
+    ("num_output: 2 kernel_size: 3 pad: 3", False),  # pad beyond kernel - 1
+])
+def test_which_layers_take_the_correlation(options, taken):
+    layer, _, _ = make_layer(conv_text(options), [np.zeros((1, 4, 8, 8))])
+    assert layer._correlate is taken
+
+
 def test_float32_stays_float32():
     x = np.random.default_rng(9).normal(size=(2, 4, 8, 8))
     layer, bottom, top = make_layer(conv_text("num_output: 6 kernel_size: 3 pad: 1 group: 2"), [x],
