@@ -62,7 +62,7 @@ def query():
     return DeviceInfo(
         cpu_model=cpu_model(),
         logical_cores=os.cpu_count() or 1,
-        usable_cores=_usable_cores(),
+        usable_cores=usable_cores(),
         machine=platform.machine() or "unknown",
         system=platform.platform(),
         python_version=platform.python_version(),
@@ -99,7 +99,8 @@ def parse_cpuinfo(text):
     return ""
 
 
-def _usable_cores():
+def usable_cores():
+    """The cores this process may run on (its CPU affinity), else all the machine's."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -26,7 +26,9 @@ import zlib
 
 import numpy as np
 
+from caffelite.device import usable_cores
 from caffelite.errors import CaffeliteError
+from caffelite.phase import TRAIN
 from caffelite.rng import set_random_seed
 
 log = logging.getLogger("caffelite")
@@ -34,7 +36,7 @@ log = logging.getLogger("caffelite")
 # Gradients are exchanged in buffers of at most this many elements (64 MB of float32): few calls, bounded copies.
 BUCKET_ELEMENTS = 1 << 24
 
-# The action rank 0 asks for travels as a number in the first gradient buffer.
+# The action rank 0 asks for (the solver's NONE, STOP, SNAPSHOT) travels as its index in the first gradient buffer.
 _ACTION_CODES = ("none", "stop", "snapshot")
 
 # How long a failing rank waits before aborting the others, for its message to get out (see abort).
@@ -114,8 +116,7 @@ def _divide_threads(comm, MPI, threads):
         on_this_machine = comm.Split_type(MPI.COMM_TYPE_SHARED)
         local = on_this_machine.Get_size()
         on_this_machine.Free()
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        threads = max(1, cores // local)
+        threads = max(1, usable_cores() // local)
     os.environ["CAFFELITE_NUM_THREADS"] = str(threads)  # caffelite's own batch threads (layers/_threads.py)
     try:
         from threadpoolctl import threadpool_limits
@@ -160,17 +161,17 @@ def shared_generator(name):
     return np.random.default_rng([_world.shared_seed, zlib.crc32(name.encode())])
 
 
-def data_share(phase_is_train):
-    """(rank, size) of the records a TRAIN-phase data layer keeps (record i on rank i % size); (0, 1) in TEST,
-    which only rank 0 runs (as in Caffe)."""
-    return (_world.rank, _world.size) if phase_is_train else (0, 1)
+def data_share(phase):
+    """(rank, size) of the records a data layer of `phase` keeps: record i on rank i % size in TRAIN; (0, 1),
+    every record, in TEST, which only rank 0 runs (as in Caffe)."""
+    return (_world.rank, _world.size) if phase == TRAIN else (0, 1)
 
 
 class DataParallel:
     """Solver callback that makes the ranks one trainer (see the module docstring). Attach it once all ranks
     have built their solver; it broadcasts rank 0's state at once.
 
-    `reduce_seconds` and `reductions` accumulate the time spent exchanging gradients (for the benchmark).
+    `reduce_seconds` accumulates the time spent exchanging gradients (for the benchmark).
     """
 
     def __init__(self, solver, bucket_elements=BUCKET_ELEMENTS):
@@ -178,12 +179,13 @@ class DataParallel:
             raise CaffeliteError("caffelite.parallel.init() must be called before DataParallel")
         self.solver = solver
         self.comm = _world.comm
+        self._in_place = _mpi().IN_PLACE
         self._buckets = _buckets(solver.net.learnable_params, bucket_elements, extra=1)
         self._poll = solver.action_request if root_solver() else None
-        self._agreed = "none"
+        self._agreed = _ACTION_CODES[0]
         solver.action_request = self._agreed_action
         solver.add_callback(self)
-        self.reduce_seconds, self.reductions = 0.0, 0
+        self.reduce_seconds = 0.0
         self.broadcast_state()
 
     def state_arrays(self):
@@ -207,8 +209,6 @@ class DataParallel:
             _unpack(buffer, arrays)
 
     def on_gradients_ready(self):
-        from mpi4py import MPI
-
         started = time.perf_counter()
         action = _ACTION_CODES.index(self._poll()) if self._poll else 0
         scale = 1.0 / _world.size
@@ -217,17 +217,16 @@ class DataParallel:
             _pack(grads, buffer)
             if index == 0:
                 buffer[-1] = action  # rank 0's request; every other rank adds 0
-            self.comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
+            self.comm.Allreduce(self._in_place, buffer)  # the default operation is the sum
             if index == 0:
                 self._agreed = _ACTION_CODES[int(round(float(buffer[-1])))]
             buffer *= scale
             _unpack(buffer, grads)
         self.reduce_seconds += time.perf_counter() - started
-        self.reductions += 1
 
     def _agreed_action(self):
         """The solver's action_request on every rank: what rank 0 asked for in this iteration's exchange, once."""
-        action, self._agreed = self._agreed, "none"
+        action, self._agreed = self._agreed, _ACTION_CODES[0]
         return action
 
 

@@ -6,8 +6,10 @@ import weakref
 import numpy as np
 
 from caffelite.data.prefetch import Prefetcher
+from caffelite import parallel
 from caffelite.errors import NetError
 from caffelite.function import Function
+from caffelite.phase import TRAIN
 from caffelite.rng import rng
 
 log = logging.getLogger("caffelite")
@@ -17,6 +19,12 @@ def child_generator():
     """A generator of its own for a worker thread, seeded from caffelite's generator in the calling thread, so a
     seeded run is repeatable and the worker never touches the shared generator."""
     return np.random.default_rng(int(rng().integers(2**63)))
+
+
+def shuffle_generator(layer):
+    """The generator a data layer shuffles its records with: in the TRAIN phase of training on several processes,
+    one that gives the same order on every rank (so the ranks' shares partition the data); else its own."""
+    return (layer.phase == TRAIN and parallel.shared_generator(layer.name)) or child_generator()
 
 
 class PrefetchingData(Function):

@@ -11,6 +11,8 @@ machine between processes), else the cores this process may use.
 import os
 from concurrent.futures import ThreadPoolExecutor
 
+from caffelite.device import usable_cores
+
 # Below this many elements per pass a second thread costs more than it saves.
 MIN_ELEMENTS = 1 << 15
 
@@ -23,7 +25,7 @@ def thread_count():
         value = os.environ.get(name, "")
         if value.isdigit() and int(value) > 0:
             return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cores()
 
 
 def over_batch(batch, body, elements):

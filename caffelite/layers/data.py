@@ -9,7 +9,6 @@ from caffelite.data.transformer import DataTransformer, needs_random
 from caffelite.errors import FileFormatError, NetError
 from caffelite.function import register_layer
 from caffelite.layers._prefetching import PrefetchingData, child_generator
-from caffelite.phase import TRAIN
 from caffelite.proto import caffe_pb2
 
 
@@ -43,7 +42,7 @@ class Data(PrefetchingData):
         transform_param = self.param.transform_param
         generator = child_generator() if needs_random(transform_param, self.phase) else None
         transformer = DataTransformer(transform_param, self.phase, generator, self.dtype, where=self.describe())
-        share = parallel.data_share(self.phase == TRAIN)
+        share = parallel.data_share(self.phase)
         loader = _BatchLoader(cursor, transformer, param.batch_size, share, param.source, self.describe())
         item_shape = transformer.output_shape(loader.decode(cursor.key, cursor.value).shape)
         top[0].reshape((param.batch_size,) + item_shape)

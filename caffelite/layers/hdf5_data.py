@@ -9,9 +9,8 @@ from caffelite import parallel
 from caffelite.errors import CaffeliteError, FileFormatError, NetError, ShapeError
 from caffelite.function import Function, register_layer
 from caffelite.io.files import read_text_file
-from caffelite.layers._prefetching import child_generator
+from caffelite.layers._prefetching import shuffle_generator
 from caffelite.limits import check_size
-from caffelite.phase import TRAIN
 
 log = logging.getLogger("caffelite")
 
@@ -39,10 +38,8 @@ class HDF5Data(Function):
         self.names = list(self.param.top)
         self.files = read_file_list(param.source, self.describe())
         log.info("%s: number of HDF5 files: %d", self.name, len(self.files))
-        self.generator = None
-        if param.shuffle:
-            self.generator = (self.phase == TRAIN and parallel.shared_generator(self.name)) or child_generator()
-        self.rank, self.size = parallel.data_share(self.phase == TRAIN)
+        self.generator = shuffle_generator(self) if param.shuffle else None
+        self.rank, self.size = parallel.data_share(self.phase)
         self.offset = 0  # rows passed, on every rank: row `offset` is this rank's when offset % size == rank
         self.file_order = self._permutation(len(self.files))
         self.file_index = 0

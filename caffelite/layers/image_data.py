@@ -10,8 +10,7 @@ from caffelite.data.imageset import read_image_list
 from caffelite.data.transformer import DataTransformer, needs_random
 from caffelite.errors import FileFormatError, NetError
 from caffelite.function import register_layer
-from caffelite.layers._prefetching import PrefetchingData, child_generator
-from caffelite.phase import TRAIN
+from caffelite.layers._prefetching import PrefetchingData, child_generator, shuffle_generator
 from caffelite.rng import rng
 
 log = logging.getLogger("caffelite")
@@ -36,12 +35,12 @@ class ImageData(PrefetchingData):
     def make_loader(self, top):
         param = self.param.image_data_param
         self._check_options(param)
-        entries, start, shuffle_generator = self._entries(param)
+        entries, start, shuffler = self._entries(param)
         transform_param = self.param.transform_param
         generator = child_generator() if needs_random(transform_param, self.phase) else None
         transformer = DataTransformer(transform_param, self.phase, generator, self.dtype, where=self.describe())
-        share = parallel.data_share(self.phase == TRAIN)
-        loader = _ImageBatchLoader(entries, start, param, transformer, shuffle_generator, share, self.describe())
+        share = parallel.data_share(self.phase)
+        loader = _ImageBatchLoader(entries, start, param, transformer, shuffler, share, self.describe())
         # Like Caffe, the first image to be served fixes the shape announced at setup.
         item_shape = transformer.output_shape(loader.read(entries[start]).shape)
         top[0].reshape((param.batch_size,) + item_shape)
@@ -52,11 +51,9 @@ class ImageData(PrefetchingData):
         """The list's entries (shuffled when asked), the index of the first to serve, and the shuffle generator."""
         entries = read_image_list(param.source, where=self.describe())
         log.info("%s: a total of %d images", self.name, len(entries))
-        shuffle_generator = None
-        if param.shuffle:
-            shuffle_generator = (self.phase == TRAIN and parallel.shared_generator(self.name)) or child_generator()
-        if shuffle_generator is not None:
-            entries = [entries[i] for i in shuffle_generator.permutation(len(entries))]
+        shuffler = shuffle_generator(self) if param.shuffle else None
+        if shuffler is not None:
+            entries = [entries[i] for i in shuffler.permutation(len(entries))]
         start = 0
         if param.rand_skip:
             start = int(rng().integers(param.rand_skip))
@@ -65,7 +62,7 @@ class ImageData(PrefetchingData):
                     f"{self.describe()}: rand_skip drew {start}, but '{param.source}' lists only {len(entries)} images"
                 )
             log.info("%s: skipping first %d data points", self.name, start)
-        return entries, start, shuffle_generator
+        return entries, start, shuffler
 
     def _check_options(self, param):
         if param.batch_size <= 0:
