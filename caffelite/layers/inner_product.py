@@ -1,9 +1,20 @@
 """Fully connected layer."""
 
+import numpy as np
+
 from caffelite.errors import NetError, ShapeError
 from caffelite.fillers import fill
 from caffelite.function import Function, register_layer
 from caffelite.layers._axis import canonical_axis, count
+from caffelite.layers._im2col import Workspace
+
+# With few rows (a deploy net's 10 images, a solver's 64) the products are thin and OpenBLAS streams W through
+# memory at a fraction of the bandwidth a plain read reaches; computed a block of W's rows at a time, each
+# block is read once and used while in cache. Measured on this project's 2-core machine, CaffeNet fc6 (4096 x
+# 9216) at 10 rows: forward 30 ms -> 16-17 ms, weight gradient 69 -> 48 ms; fc7 forward 12.8 -> 6.6 ms. At 128
+# rows the two ways cost the same, at 256 the blocks are slower. The input gradient gains nothing from blocks.
+SMALL_BATCH = 64
+WEIGHT_BLOCK = 256
 
 
 @register_layer("InnerProduct")
@@ -29,6 +40,7 @@ class InnerProduct(Function):
         fill(self.new_param(weight_shape).data, ip_param.weight_filler)
         if self.bias_term:
             fill(self.new_param((self.num_output,)).data, ip_param.bias_filler)
+        self._work = Workspace()
 
     def reshape(self, bottom, top):
         shape = bottom[0].shape
@@ -40,23 +52,41 @@ class InnerProduct(Function):
             )
         self.rows = count(shape, 0, axis)
         top[0].reshape(shape[:axis] + (self.num_output,))
+        self._by_blocks = self.rows <= SMALL_BATCH and not self.transpose
 
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.rows, self.inputs)
-        y = x @ self._weight_nk().T
+        y = top[0].data.reshape(self.rows, self.num_output)
+        if self._by_blocks:
+            weight = self.params[0].data
+            y_t = self._work.get("y_t", (self.num_output, self.rows), y.dtype)
+            for lo, hi in self._blocks():
+                np.matmul(weight[lo:hi], x.T, out=y_t[lo:hi])
+            y[...] = y_t.T
+        else:
+            np.matmul(x, self._weight_nk().T, out=y)
         if self.bias_term:
             y += self.params[1].data
-        top[0].data[...] = y.reshape(top[0].shape)
 
     def backward(self, top, propagate_down, bottom):
         dy = top[0].grad.reshape(self.rows, self.num_output)
         x = bottom[0].data.reshape(self.rows, self.inputs)
         weight = self.params[0]
-        weight.grad += x.T @ dy if self.transpose else dy.T @ x
+        if self._by_blocks:
+            part = self._work.get("grad_block", (min(WEIGHT_BLOCK, self.num_output), self.inputs), dy.dtype)
+            for lo, hi in self._blocks():
+                np.matmul(dy.T[lo:hi], x, out=part[:hi - lo])
+                weight.grad[lo:hi] += part[:hi - lo]
+        else:
+            weight.grad += x.T @ dy if self.transpose else dy.T @ x
         if self.bias_term:
             self.params[1].grad += dy.sum(axis=0)
         if propagate_down[0]:
-            bottom[0].grad[...] = (dy @ self._weight_nk()).reshape(bottom[0].shape)
+            np.matmul(dy, self._weight_nk(), out=bottom[0].grad.reshape(self.rows, self.inputs))
+
+    def _blocks(self):
+        """(first, last + 1) of each block of W's rows."""
+        return [(lo, min(lo + WEIGHT_BLOCK, self.num_output)) for lo in range(0, self.num_output, WEIGHT_BLOCK)]
 
     def _weight_nk(self):
         # Read at each use: the Net may swap in a shared owner's array after setup.

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from caffelite.errors import NetError, ShapeError
+from caffelite.layers import inner_product
 from layer_harness import check_gradients, make_layer, run_forward
 
 FILLERS = 'weight_filler { type: "gaussian" std: 1 } bias_filler { type: "uniform" min: -1 max: 1 }'
@@ -90,3 +91,47 @@ def test_batch_may_change_but_input_size_may_not():
 def test_num_output_is_required():
     with pytest.raises(NetError, match="num_output"):
         make_layer('type: "InnerProduct"', [np.ones((2, 3))])
+
+
+# Small batches take W a block of rows at a time; these run both ways with blocks of 3 rows over 7 outputs (two
+# whole blocks and a partial one), so each product, its gradients and their accumulation cross block edges.
+WAYS = {"blocks": 64, "one product": 0}
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_small_batch_blocks_forward(way, monkeypatch):
+    monkeypatch.setattr(inner_product, "WEIGHT_BLOCK", 3)
+    monkeypatch.setattr(inner_product, "SMALL_BATCH", WAYS[way])
+    x = np.random.default_rng(3).normal(size=(4, 2, 3))
+    layer, bottom, top = make_layer(ip_text(num_output=7), [x])
+    assert layer._by_blocks == (way == "blocks")
+    (y,) = run_forward(layer, bottom, top)
+    np.testing.assert_allclose(y, reference(x, layer.params[0].data, layer.params[1].data, 1, False), rtol=1e-12)
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_small_batch_blocks_gradients(way, monkeypatch):
+    monkeypatch.setattr(inner_product, "WEIGHT_BLOCK", 3)
+    monkeypatch.setattr(inner_product, "SMALL_BATCH", WAYS[way])
+    x = np.random.default_rng(4).normal(size=(3, 5))
+    layer, bottom, top = make_layer(ip_text(num_output=7), [x])
+    check_gradients(layer, bottom, top)
+    run_forward(layer, bottom, top)
+    top[0].grad[...] = np.random.default_rng(5).normal(size=top[0].shape)
+    for p in layer.params:
+        p.grad[...] = 1
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(layer.params[0].grad, 1 + top[0].grad.T @ x, rtol=1e-12)
+
+
+def test_small_batch_float32_matches_the_one_product(monkeypatch):
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(10, 600)).astype(np.float32)
+    layer, bottom, top = make_layer(ip_text(num_output=700), [x], dtype=np.float32)
+    assert layer._by_blocks and len(layer._blocks()) == 3
+    (y,) = run_forward(layer, bottom, top)
+    weight, bias = (p.data.astype(np.float64) for p in layer.params)
+    np.testing.assert_allclose(y, x.astype(np.float64) @ weight.T + bias, rtol=1e-4, atol=1e-3)
+    top[0].grad[...] = rng.normal(size=top[0].shape)
+    layer.backward(top, [True], bottom)
+    np.testing.assert_allclose(layer.params[0].grad, top[0].grad.T.astype(np.float64) @ x, rtol=1e-4, atol=1e-3)
