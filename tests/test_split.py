@@ -4,6 +4,8 @@ import pytest
 from google.protobuf import text_format
 
 from caffelite.errors import NetError
+from caffelite.net import Net
+from caffelite.phase import TEST
 from caffelite.proto import caffe_pb2
 from caffelite.split import insert_splits
 
@@ -60,3 +62,17 @@ def test_without_shared_consumers_no_split_is_inserted():
 def test_an_unknown_bottom_is_named_with_its_layer():
     with pytest.raises(NetError, match=r"layer 'r' \(ReLU\): unknown bottom blob 'x' \(bottom index 0\)"):
         insert_splits(net_param('layer { name: "r" type: "ReLU" bottom: "x" top: "y" }'), "net.prototxt")
+
+
+def test_no_consumer_of_a_split_blob_runs_in_place():
+    # Split tops share their bottom's array (Caffe's ShareData); that is safe only because a layer declared in
+    # place on a blob with several readers keeps its top name while its bottom is renamed: refused, as in Caffe.
+    text = INPUT + """
+    layer { name: "ip2" type: "InnerProduct" bottom: "data" top: "ip2" inner_product_param { num_output: 3 } }
+    layer { name: "r" type: "ReLU" bottom: "data" top: "data" }
+    """
+    param = insert_splits(net_param(text))
+    relu = next(layer for layer in param.layer if layer.name == "r")
+    assert list(relu.bottom) == ["data_data_0_split_1"] and list(relu.top) == ["data"]
+    with pytest.raises(NetError, match=r"layer 'r' \(ReLU\): top blob 'data' produced by multiple sources"):
+        Net(net_param(text), TEST)

@@ -1,15 +1,17 @@
-"""Copies of one blob for several consumers (inserted by the Net when a blob feeds more than one layer)."""
-
-import numpy as np
+"""One blob for several consumers (inserted by the Net when a blob feeds more than one layer)."""
 
 from caffelite.errors import NetError
 from caffelite.function import Function, register_layer
-from caffelite.layers._threads import elementwise
 
 
 @register_layer("Split")
 class Split(Function):
-    """top_i = x for every top; dx = sum_i dtop_i"""
+    """top_i = x for every top; dx = sum_i dtop_i
+
+    The tops share the bottom's array, as Caffe's ShareData: no copy. No layer can write into one: a consumer of
+    a split top is never in place, since the split renames the consumer's bottom but not its top (and a layer
+    declared in place on a split blob is refused, as in Caffe: its top would have two producers).
+    """
 
     exact_num_bottom = 1
     min_top = 1
@@ -21,9 +23,8 @@ class Split(Function):
             tensor.reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
-        # Copies, not shared arrays: an in-place consumer of one top must not change the others.
         for tensor in top:
-            elementwise(np.copyto, tensor.data, bottom[0].data)
+            tensor.data = bottom[0].data
 
     def backward(self, top, propagate_down, bottom):
         if propagate_down[0]:

@@ -1,4 +1,4 @@
-"""Split: every top a copy of the bottom; backward sums the tops' grads."""
+"""Split: every top shares the bottom's data; backward sums the tops' grads."""
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ def split_text(num_top):
 
 
 @pytest.mark.parametrize("num_top", [1, 2, 3])
-def test_forward_copies_and_backward_sums(num_top):
+def test_forward_shares_and_backward_sums(num_top):
     x = np.random.default_rng(0).normal(size=(2, 3, 4))
     layer, bottom, top = make_layer(split_text(num_top), [x])
     outputs = run_forward(layer, bottom, top)
@@ -34,13 +34,18 @@ def test_gradients(num_top):
     check_gradients(layer, bottom, top)
 
 
-def test_tops_are_independent_of_each_other():
+def test_tops_share_the_bottom_array_as_caffe_does():
     x = np.arange(6.0).reshape(2, 3)
     layer, bottom, top = make_layer(split_text(2), [x])
     run_forward(layer, bottom, top)
-    top[0].data[...] = -1  # e.g. an in-place ReLU on one branch
-    np.testing.assert_array_equal(top[1].data, x)
-    np.testing.assert_array_equal(bottom[0].data, x)
+    assert all(tensor.data is bottom[0].data for tensor in top)
+    assert all(tensor.grad is not bottom[0].grad for tensor in top)
+    # A bottom that got a new array (a reshape to another size) is shared anew at the next forward.
+    bottom[0].reshape(4, 5)
+    layer.reshape(bottom, top)
+    bottom[0].data[...] = 7
+    layer.forward(bottom, top)
+    assert all(tensor.shape == (4, 5) and tensor.data is bottom[0].data for tensor in top)
 
 
 def test_in_place_is_refused():
