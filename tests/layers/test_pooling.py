@@ -340,3 +340,34 @@ def test_forward_only_layers_give_the_same_result_twice(case, method):
         (y,) = run_forward(layer, bottom, top)
         expected = reference(x, method, kernel, stride, pad, ceil)[0]
         np.testing.assert_allclose(y, expected, rtol=1e-13, atol=1e-15)
+
+
+# -- one window per map, read straight from the input ---------------------------------------------------------
+SINGLE_WINDOWS = [("global_pooling: true", (2, 3, 5, 4)), ("kernel_size: 3 stride: 3 round_mode: FLOOR", (1, 2, 4, 4)),
+                  ("kernel_h: 7 kernel_w: 2 stride: 1", (2, 2, 7, 2))]
+
+
+@pytest.mark.parametrize("options, shape", SINGLE_WINDOWS)
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+@pytest.mark.parametrize("need_backward", [False, True])
+def test_single_window_in_float32_is_caffes_sum_in_scan_order(options, shape, method, need_backward):
+    x = np.random.default_rng(7).normal(size=shape).astype(np.float32)
+    x[0, 0, 0, 0] = np.nan  # never wins a MAX
+    layer, bottom, top = make_layer(pool_text(f"pool: {method} {options}"), [x], dtype=np.float32)
+    layer.need_backward = need_backward
+    (y,) = run_forward(layer, bottom, top)
+    assert layer._single_window and y.shape == shape[:2] + (1, 1)
+    kernel = layer.kernel
+    expected = np.full(shape[:2], -FLT_MAX if method == "MAX" else 0, dtype=np.float32)
+    for h, w in itertools.product(range(kernel[0]), range(kernel[1])):
+        cell = x[:, :, h, w]
+        expected = np.fmax(expected, cell) if method == "MAX" else expected + cell
+    if method == "AVE":
+        expected = expected / np.float32(kernel[0] * kernel[1])
+    np.testing.assert_array_equal(y.reshape(shape[:2]), expected)
+
+
+def test_single_window_is_not_taken_with_padding_or_several_outputs():
+    for options, shape in [("kernel_size: 3 pad: 1", (1, 1, 1, 1)), ("kernel_size: 2", (1, 1, 3, 3))]:
+        layer, _, _ = make_layer(pool_text(f"pool: AVE {options}"), [np.ones(shape)])
+        assert not layer._single_window
