@@ -87,16 +87,21 @@ class BorderedInput:
 
     def _fill_buffer(self, x, before, shape, tail, scratch=None):
         size = int(np.prod(shape, dtype=np.int64))
+        lead = len(shape) - len(before)
         if scratch is not None:
+            # Only the border and the tail: the interior is written below.
             flat = scratch.get("bordered", (size + tail,), x.dtype)
-            flat.fill(self.fill)
+            flat[size:].fill(self.fill)
+            bordered = flat[:size].reshape(shape)
+            for axis, (b, n) in enumerate(zip(before, x.shape[lead:]), start=lead):
+                bordered[(slice(None),) * axis + (slice(0, b),)] = self.fill
+                bordered[(slice(None),) * axis + (slice(b + n, None),)] = self.fill
         else:
             key = (x.shape, x.dtype, tuple(before), shape, tail)
             if key != self._key:
                 self._flat = np.full(size + tail, self.fill, dtype=x.dtype)
                 self._key = key
             flat = self._flat
-        lead = len(shape) - len(before)
         copy_split(flat[:size].reshape(shape)[(Ellipsis,) + interior(before, x.shape[lead:])], x)
         return flat
 
