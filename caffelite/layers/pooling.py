@@ -107,6 +107,8 @@ class Pooling(Function):
         # array as large as the input. GoogLeNet's pool5 (AVE 7x7 over 7x7, batch 10) alone: 13.2 ms -> 1.3 ms.
         self._single_window = self.out_shape == (1, 1) and not any(self.pad) and all(
             k <= n for k, n in zip(self.kernel, self.in_shape))
+        # Strided windows wholly inside the input (no padding, no overhang): see _forward_separable_max.
+        self._separable = any(s > 1 for s in self.stride) and self.padded_shape == self.in_shape
         self._winner_dtype = np.int16 if len(self._offsets) <= np.iinfo(np.int16).max else np.int32
         # Caffe's divisor at each wide position; 1 where nothing is output, so that no 0/0 arises there.
         self._area = np.ones(self._phases.size, dtype=self.dtype)
@@ -139,9 +141,11 @@ class Pooling(Function):
         self._winner = None
         # MAX keeps the general path when its winners are wanted (backward, the mask top); AVE's backward needs
         # nothing from its forward.
-        if self._single_window and (self.method == _POOL.AVE or (
-                self.method == _POOL.MAX and not self.need_backward and len(top) == 1)):
+        values_only = self.method == _POOL.MAX and not self.need_backward and len(top) == 1
+        if self._single_window and (self.method == _POOL.AVE or values_only):
             self._forward_single_window(bottom[0].data, top[0].data)
+        elif values_only and self._separable:
+            self._forward_separable_max(bottom[0].data, top[0].data)
         elif self.method == _POOL.MAX:
             self._forward_max(bottom[0].data, top)
         elif self.method == _POOL.AVE:
@@ -201,6 +205,32 @@ class Pooling(Function):
             for h, w in kernel_offsets(self.kernel):
                 total += x[:, :, h, w]
             np.divide(total, self.kernel[0] * self.kernel[1], out=y.reshape(total.shape))
+
+    def _forward_separable_max(self, x, y):
+        """A window's max is the max over its columns of each column's max: one pass per kernel row over the
+        input (whole rows), then one per kernel column over those column maxima, instead of gathering the input
+        into its stride phases and making one pass per kernel cell. The max of a set does not depend on the
+        order it is taken in (fmax: NaN never wins), so the values are Caffe's. Forward-only MAX, in-place A/B
+        (30 alternations, batch 10): CaffeNet pool1 9.2 -> 5.0 ms, pool5 1.9 -> 0.9 ms; LeNet's 2x2 pool1 at
+        batch 64 2.5 -> 0.9 ms. Not taken with stride 1 or a border (the phase layout is as fast or faster
+        there: GoogLeNet's 3x3 stride-1 pools 13.4 vs 14.4 ms, 14x14 maps with an overhang 7.9 vs 9.4 ms).
+        """
+        (kernel_h, kernel_w), (stride_h, stride_w), (out_h, out_w) = self.kernel, self.stride, self.out_shape
+        column_max = self._work.get("column_max", x.shape[:2] + (out_h, x.shape[3]), self.dtype)
+
+        def pool(lo, hi):
+            columns, cells, out = column_max[lo:hi], x[lo:hi], y[lo:hi]
+            for row in range(kernel_h):
+                window = cells[:, :, row:row + stride_h * (out_h - 1) + 1:stride_h]
+                if row == 0:
+                    columns[...] = window
+                else:
+                    np.fmax(columns, window, out=columns)
+            out.fill(_LOWEST)  # Caffe's starting value: a window of NaN and -inf only gives -FLT_MAX
+            for column in range(kernel_w):
+                np.fmax(out, columns[..., column:column + stride_w * (out_w - 1) + 1:stride_w], out=out)
+
+        over_batch(len(x), pool, x.size)
 
     def _forward_ave(self, data, y):
         total = self._wide("total")

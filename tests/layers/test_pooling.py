@@ -367,7 +367,45 @@ def test_single_window_in_float32_is_caffes_sum_in_scan_order(options, shape, me
     np.testing.assert_array_equal(y.reshape(shape[:2]), expected)
 
 
+def test_separable_is_not_taken_with_stride_1_padding_or_an_overhang():
+    for options, shape in [("kernel_size: 3", (1, 1, 5, 5)), ("kernel_size: 3 stride: 2 pad: 1", (1, 1, 5, 5)),
+                           ("kernel_size: 3 stride: 2", (1, 1, 6, 6))]:
+        layer, _, _ = make_layer(pool_text(f"pool: MAX {options}"), [np.ones(shape)])
+        assert not layer._separable
+
+
 def test_single_window_is_not_taken_with_padding_or_several_outputs():
     for options, shape in [("kernel_size: 3 pad: 1", (1, 1, 1, 1)), ("kernel_size: 2", (1, 1, 3, 3))]:
         layer, _, _ = make_layer(pool_text(f"pool: AVE {options}"), [np.ones(shape)])
         assert not layer._single_window
+
+
+# -- forward-only MAX: row maxima, then column maxima --------------------------------------------------------
+SEPARABLE = [((2, 3, 6, 6), (3, 3), (2, 2), (0, 0), False), ((1, 2, 7, 7), (3, 3), (2, 2), (0, 0), True),
+             ((2, 2, 8, 6), (2, 2), (2, 2), (0, 0), True), ((1, 2, 9, 7), (3, 2), (3, 1), (0, 0), False)]
+
+
+@pytest.mark.parametrize("case", SEPARABLE, ids=str)
+def test_forward_only_strided_max_is_separable_and_takes_no_winners(case, monkeypatch):
+    shape, kernel, stride, pad, ceil = case
+    x = np.random.default_rng(8).integers(-3, 4, size=shape).astype(np.float32)
+    x.reshape(-1)[::7] = np.nan
+    x.reshape(-1)[3::11] = -np.inf
+    layer, bottom, top = make_layer(pool_text("pool: MAX " + case_options(*case[1:])), [x], dtype=np.float32)
+    layer.need_backward = False
+    assert layer._separable
+    monkeypatch.setattr(type(layer), "_forward_max", None)  # the general path would fail
+    (y,) = run_forward(layer, bottom, top)
+    expected = reference(x.astype(float), "MAX", kernel, stride, pad, ceil)[0]
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_forward_only_max_of_nan_and_minus_infinity_is_caffes_starting_value():
+    x = np.array([[[[np.nan, -np.inf, 1.0], [np.nan, np.nan, 2.0]]]], dtype=np.float32)
+    options = "pool: MAX kernel_h: 2 kernel_w: 1 stride_h: 2 stride_w: 1"
+    layer, bottom, top = make_layer(pool_text(options), [x], dtype=np.float32)
+    layer.need_backward = False
+    assert layer._separable
+    (y,) = run_forward(layer, bottom, top)
+    np.testing.assert_array_equal(y[0, 0], [[-FLT_MAX, -FLT_MAX, 2.0]])
