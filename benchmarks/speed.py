@@ -222,9 +222,10 @@ def peak_memory(build, run):
 
 
 def held_bytes(net, backward):
-    """What the pass must hold: weights and every blob's data (and their diffs when it runs backward)."""
+    """What the pass must hold: weights and every blob's data (and their diffs when it runs backward); an array
+    that several blobs share (a Split's tops and its bottom) counts once."""
     arrays = [p.data for p in net.learnable_params] + [b.data for b in net.blobs.values()]
-    total = sum(a.nbytes for a in arrays)
+    total = sum({a.__array_interface__["data"][0]: a.nbytes for a in arrays}.values())
     return total * 2 if backward else total
 
 

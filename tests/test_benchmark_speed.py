@@ -7,9 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
 
 from caffelite.io.prototxt import read_net_text
-from caffelite.phase import TRAIN
+from caffelite.net import Net
+from caffelite.phase import TEST, TRAIN
+from caffelite.proto import caffe_pb2
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 LENET = Path(__file__).resolve().parents[1] / "models" / "lenet"
@@ -55,6 +58,22 @@ def test_deploy_rows_measure_memory_against_what_the_net_holds(speed):
         assert row.ms > 0 and row.images_per_s == pytest.approx(10 / (row.ms / 1000))
         assert row.memory_ratio >= 1.0  # the peak includes everything the net holds
         assert row.torch_ms is None and row.ratio is None
+
+
+def test_what_the_net_holds_counts_a_shared_array_once(speed):
+    # ip1 feeds two layers: its Split's two tops share ip1's array, which must count once.
+    text = """
+    layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 3 } } }
+    layer { name: "ip1" type: "InnerProduct" bottom: "x" top: "ip1" inner_product_param { num_output: 5 } }
+    layer { name: "a" type: "ReLU" bottom: "ip1" top: "a" }
+    layer { name: "b" type: "Sigmoid" bottom: "ip1" top: "b" }
+    """
+    net = Net(text_format.Parse(text, caffe_pb2.NetParameter()), TEST)
+    net.forward()
+    weights = (5 * 3 + 5) * 4
+    blobs = (2 * 3 + 2 * 5 + 2 * 5 + 2 * 5) * 4  # x, ip1 (and its split tops), a, b
+    assert len(net.blobs) == 6 and speed.held_bytes(net, backward=False) == weights + blobs
+    assert speed.held_bytes(net, backward=True) == 2 * (weights + blobs)
 
 
 def test_the_command_writes_a_json_table(speed, tmp_path, capsys):

@@ -20,7 +20,9 @@ class Split(Function):
         for tensor in top:
             if tensor is bottom[0]:
                 raise NetError(f"{self.describe()}: cannot run in place")
-            tensor.reshape(bottom[0].shape)
+            if tensor.shape != bottom[0].shape:
+                tensor.grad = None  # made again, in the new shape, when first used
+            tensor.data = bottom[0].data  # shared from the start: the tops never hold arrays of their own
 
     def forward(self, bottom, top):
         for tensor in top:
