@@ -5,7 +5,7 @@ import numpy as np
 from caffelite.errors import NetError, ShapeError
 from caffelite.function import Function, register_layer
 from caffelite.layers._axis import check_image_batch
-from caffelite.layers._im2col import StridePhases, Workspace, kernel_offsets, workspace_of
+from caffelite.layers._im2col import StridePhases, Workspace, kernel_offsets, offset_slices, workspace_of
 from caffelite.layers._threads import over_batch
 from caffelite.phase import TRAIN
 from caffelite.proto import caffe_pb2
@@ -221,14 +221,14 @@ class Pooling(Function):
         def pool(lo, hi):
             columns, cells, out = column_max[lo:hi], x[lo:hi], y[lo:hi]
             for row in range(kernel_h):
-                window = cells[:, :, row:row + stride_h * (out_h - 1) + 1:stride_h]
+                window = cells[:, :, offset_slices((row,), (stride_h,), (1,), (out_h,))[0]]
                 if row == 0:
                     columns[...] = window
                 else:
                     np.fmax(columns, window, out=columns)
             out.fill(_LOWEST)  # Caffe's starting value: a window of NaN and -inf only gives -FLT_MAX
             for column in range(kernel_w):
-                np.fmax(out, columns[..., column:column + stride_w * (out_w - 1) + 1:stride_w], out=out)
+                np.fmax(out, columns[..., offset_slices((column,), (stride_w,), (1,), (out_w,))[0]], out=out)
 
         over_batch(len(x), pool, x.size)
 
