@@ -32,8 +32,12 @@ import tracemalloc
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+# caffelite before numpy: its BLAS setting (caffelite/__init__.py) must be in place when numpy loads OpenBLAS, or
+# OpenBLAS's threads keep spinning after each of caffelite's products and slow down torch's turn in the alternation.
+import caffelite  # noqa: F401,I001
 import numpy as np
 
+from caffelite import device
 from caffelite.io.prototxt import read_net_text, read_solver_text
 from caffelite.net import Net
 from caffelite.phase import TEST, TRAIN
@@ -353,7 +357,9 @@ def _row(name, batch, ms, flops, peak):
 # -- output -------------------------------------------------------------------------------------------
 def print_table(rows, peak, out=None):
     out = out or sys.stdout
-    print(f"matrix-multiply peak (float32, 2048^3): {peak:.0f} GFLOP/s", file=out)
+    spin = device.openblas_thread_timeout()
+    spin = f"; OpenBLAS idle threads spin 2^{spin} clock ticks" if spin is not None else ""
+    print(f"matrix-multiply peak (float32, 2048^3): {peak:.0f} GFLOP/s{spin}", file=out)
     header = (f"{'row':28} {'ms':>9} {'img/s':>8} {'GFLOP/s':>8} {'%peak':>6} {'mem MB':>8} {'mem/held':>8} "
               f"{'torch ms':>9} {'ratio':>6} {'max |diff|':>10}")
     print(header, file=out)
@@ -395,7 +401,8 @@ def main(argv=None):
     print_table(rows, peak)
     if args.json:
         machine = {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
-                   "processor": platform.processor() or platform.machine()}
+                   "processor": platform.processor() or platform.machine(),
+                   "openblas_thread_timeout": device.openblas_thread_timeout()}
         if torch_module:
             machine["torch"] = torch_module.__version__
         args.json.write_text(json.dumps({"machine": machine, "matmul_peak_gflops": peak,

@@ -1,5 +1,15 @@
 """caffelite: Caffe's model format and workflow in Python, under pycaffe's names (`import caffelite as caffe`)."""
 
+import os
+
+# numpy's OpenBLAS keeps each worker thread spinning for 2^28 clock ticks (about 0.1 s here) after a matrix product
+# before it sleeps. A net runs memory-bound passes between its products, on threads of their own (see
+# layers/_threads.py), and those then share the cores with a spinning thread: CIFAR-10 quick's first max pool took
+# 37.6 ms right after a product against 21.5 ms without one. After 2^16 ticks (tens of microseconds) the workers
+# sleep instead, which still bridges products issued back to back. OpenBLAS reads this when numpy loads it, so it
+# only counts if caffelite is imported first (the `caffelite` command is); a value set by the user wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+
 from caffelite import coord_map, io
 from caffelite.classifier import Classifier
 from caffelite.detector import Detector

@@ -29,6 +29,7 @@ class DeviceInfo:
     simd: dict = field(default_factory=dict)  # baseline / found / not found, as lists
     thread_variables: dict = field(default_factory=dict)  # only the ones that are set
     blas_threads: int = None  # what the loaded OpenBLAS says at run time, when it can be asked
+    blas_thread_timeout: int = None  # log2 of the clock ticks its idle threads spin before they sleep (OpenBLAS)
 
     def lines(self):
         """Human-readable `name: value` lines, one fact each (the `caffelite device_query` output)."""
@@ -53,6 +54,9 @@ class DeviceInfo:
             rows.append(f"Threads: none of {', '.join(THREAD_VARIABLES)} is set (the BLAS library chooses)")
         if self.blas_threads is not None:
             rows.append(f"BLAS threads in use: {self.blas_threads}")
+        if self.blas_thread_timeout is not None:
+            rows.append(f"BLAS idle threads spin for 2^{self.blas_thread_timeout} clock ticks before they sleep "
+                        "(OPENBLAS_THREAD_TIMEOUT as read when numpy loaded OpenBLAS)")
         return rows
 
 
@@ -71,6 +75,7 @@ def query():
         simd=_simd_of(build),
         thread_variables={name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ},
         blas_threads=openblas_threads(),
+        blas_thread_timeout=openblas_thread_timeout(),
     )
 
 
@@ -130,7 +135,21 @@ def _simd_of(build):
 
 
 def openblas_threads():
-    """The thread count the OpenBLAS loaded in this process uses, or None when that cannot be asked.
+    """The thread count the OpenBLAS loaded in this process uses, or None when that cannot be asked."""
+    return _ask_openblas("openblas_get_num_threads")
+
+
+def openblas_thread_timeout():
+    """How long (log2 of clock ticks) the loaded OpenBLAS lets an idle worker thread spin before it sleeps, or
+    None when that cannot be asked: the OPENBLAS_THREAD_TIMEOUT it read, clamped to 4..30, or its built-in 28."""
+    value = _ask_openblas("openblas_thread_timeout")
+    if value is None:
+        return None
+    return min(max(value, 4), 30) if value > 0 else 28
+
+
+def _ask_openblas(name):
+    """The int that OpenBLAS's function `name` (no arguments) returns, or None.
 
     numpy's wheels bundle OpenBLAS under a prefixed, suffixed symbol name (scipy_openblas_..._64_); the library is
     found among the shared objects mapped into this process (Linux only).
@@ -142,7 +161,7 @@ def openblas_threads():
             continue
         for prefix in ("", "scipy_"):
             for suffix in ("", "64_"):
-                function = getattr(library, f"{prefix}openblas_get_num_threads{suffix}", None)
+                function = getattr(library, f"{prefix}{name}{suffix}", None)
                 if function is not None:
                     function.restype = ctypes.c_int
                     return int(function())

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from google.protobuf import text_format
 
+from caffelite import device
 from caffelite.io.prototxt import read_net_text
 from caffelite.net import Net
 from caffelite.phase import TEST, TRAIN
@@ -83,4 +84,5 @@ def test_the_command_writes_a_json_table(speed, tmp_path, capsys):
     (row,) = result["rows"]
     assert row["name"] == "lenet-train" and row["ms"] > 0
     assert row["gflops"] == pytest.approx(row["peak_share"] * result["matmul_peak_gflops"])
+    assert result["machine"]["openblas_thread_timeout"] == device.openblas_thread_timeout()  # recorded with the rows
     assert "lenet-train" in capsys.readouterr().out

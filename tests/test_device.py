@@ -1,6 +1,9 @@
 """caffelite.device: the CPU, numpy and BLAS facts behind `caffelite device_query`."""
 
 import os
+import subprocess
+import sys
+
 import pytest
 
 import numpy as np
@@ -64,3 +67,39 @@ def test_pycaffe_mode_switches_keep_scripts_running_on_the_cpu(caplog):
     assert "no GPU backend" in caplog.text
     with pytest.raises(ValueError):
         caffe.set_device(-1)
+
+
+def _in_fresh_python(code, **environment):
+    """Run `code` in a new interpreter whose environment lacks OPENBLAS_THREAD_TIMEOUT unless given; its stdout."""
+    env = {name: value for name, value in os.environ.items() if name != "OPENBLAS_THREAD_TIMEOUT"}
+    env.update(environment)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+REPORT = "import os; from caffelite import device; print(os.environ['OPENBLAS_THREAD_TIMEOUT'], " \
+         "device.openblas_thread_timeout())"
+
+
+def test_importing_caffelite_first_shortens_the_blas_threads_idle_spin():
+    setting, loaded = _in_fresh_python("import caffelite; " + REPORT)
+    assert setting == "16"
+    if device.openblas_threads() is not None:  # numpy's BLAS is OpenBLAS here: it read the setting
+        assert loaded == "16"
+
+
+def test_a_users_blas_timeout_wins_and_numpy_loaded_first_keeps_openblas_default():
+    setting, loaded = _in_fresh_python("import caffelite; " + REPORT, OPENBLAS_THREAD_TIMEOUT="20")
+    assert setting == "20"
+    setting, late = _in_fresh_python("import numpy; import caffelite; " + REPORT)
+    assert setting == "16"
+    if device.openblas_threads() is not None:
+        assert (loaded, late) == ("20", "28")  # OpenBLAS read the environment before caffelite could set it
+
+
+def test_lines_report_the_blas_idle_spin_when_known():
+    info = device.DeviceInfo("cpu", 2, 2, "x86_64", "Linux", "3.11", "2.0", blas_thread_timeout=16)
+    assert any(line.startswith("BLAS idle threads spin for 2^16 clock ticks") for line in info.lines())
+    info.blas_thread_timeout = None
+    assert not any(line.startswith("BLAS idle") for line in info.lines())

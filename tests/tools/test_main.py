@@ -10,6 +10,7 @@ import lmdb
 import numpy as np
 import pytest
 
+from caffelite import device
 from caffelite.proto import caffe_pb2
 from caffelite_tools.main import _double_dash, main
 from cli_helpers import send_signals, tiny_net, write_model
@@ -159,7 +160,8 @@ def test_time_errors_are_one_line(tmp_path, capsys):
     assert err[-1].startswith("caffelite time: error: ") and "none" in err[-1]
 
 
-def test_device_query_describes_the_cpu_and_blas():
+def test_device_query_describes_the_cpu_and_blas(monkeypatch):
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)  # the command sets it before numpy loads
     result = run_cli("device_query")
     assert result.returncode == 0, result.stderr
     log = result.stderr
@@ -167,6 +169,8 @@ def test_device_query_describes_the_cpu_and_blas():
     assert re.search(GLOG + r"Logical cores: \d+ \(\d+ usable by this process\)$", log, re.M)
     assert re.search(GLOG + rf"numpy: {re.escape(np.__version__)}$", log, re.M)
     assert re.search(GLOG + r"BLAS: \S.*$", log, re.M) and re.search(GLOG + r"Threads: ", log, re.M)
+    if device.openblas_threads() is not None:  # numpy's BLAS is OpenBLAS here
+        assert re.search(GLOG + r"BLAS idle threads spin for 2\^16 clock ticks", log, re.M)
 
 
 # -- Python layers run only with --allow_python_layers -----------------------------------------------
