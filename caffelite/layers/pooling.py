@@ -5,7 +5,14 @@ import numpy as np
 from caffelite.errors import NetError, ShapeError
 from caffelite.function import Function, register_layer
 from caffelite.layers._axis import check_image_batch
-from caffelite.layers._im2col import StridePhases, Workspace, kernel_offsets, offset_slices, workspace_of
+from caffelite.layers._im2col import (
+    StridePhases,
+    Workspace,
+    add_into,
+    kernel_offsets,
+    offset_slices,
+    workspace_of,
+)
 from caffelite.layers._threads import over_batch
 from caffelite.phase import TRAIN
 from caffelite.proto import caffe_pb2
@@ -110,6 +117,12 @@ class Pooling(Function):
         # Strided windows wholly inside the input (no padding, no overhang): see _forward_separable_max.
         self._separable = any(s > 1 for s in self.stride) and self.padded_shape == self.in_shape
         self._winner_dtype = np.int16 if len(self._offsets) <= np.iinfo(np.int16).max else np.int32
+        # Kernel == stride: each kernel offset reads a stride phase of its own from its first cell (LeNet's 2x2/2
+        # pools), so backward stores each offset's share into its phase instead of zeroing and adding
+        # (in-process, batch 64: LeNet pool1 backward 5.8 -> 2.1-3.8 ms, pool2 2.4 -> 1.1 ms).
+        self._offsets_own_phases = self.kernel == self.stride
+        # Every wide position is an output: the top diff needs no copy into the wide shape.
+        self._outputs_fill_wide = self._phases.size == self.out_shape
         # Caffe's divisor at each wide position; 1 where nothing is output, so that no 0/0 arises there.
         self._area = np.ones(self._phases.size, dtype=self.dtype)
         self._area[self._phases.valid] = self._window_area()
@@ -294,32 +307,47 @@ class Pooling(Function):
             self._route_weighted(bottom[0].data, dy, grad)
             self._phases.unload(grad, bottom[0].grad)
             return
-        dy = self._wide("dy")
+        # MAX only reads the top diff, so it can take it as it is when it fills the wide shape; AVE scales it.
+        in_place = self._outputs_fill_wide and self.method == _POOL.MAX
+        dy = top[0].grad if in_place else self._wide("dy")
         grad = self._work.get("grad", (self._phases.length,), self.dtype)
-        picked = self._wide("picked")
+        disjoint = self._offsets_own_phases
+        if self.method != _POOL.AVE:  # MAX, and STOCHASTIC in TRAIN: the diff goes to the chosen cells
+            hit = self._wide("hit", bool)
+            picked = None if disjoint else self._wide("picked")
         top_grad, bottom_grad = top[0].grad, bottom[0].grad
 
         def route(lo, hi):
-            # Zero where nothing is output, so that those positions add nothing.
             d = dy[lo:hi]
-            d.fill(0)
-            d[self._phases.valid] = top_grad[lo:hi]
-            for phase in range(int(np.prod(self.stride))):
-                self._read(grad, phase * self._phases.phase_length)[lo:hi].fill(0)
+            if not in_place:
+                # Zero where nothing is output, so that those positions add nothing.
+                d.fill(0)
+                d[self._phases.valid] = top_grad[lo:hi]
+            if not disjoint:
+                for phase in range(int(np.prod(self.stride))):
+                    self._read(grad, phase * self._phases.phase_length)[lo:hi].fill(0)
             if self.method == _POOL.AVE:
                 d /= self._area
                 for _, start in self._offsets:
-                    self._read(grad, start)[lo:hi] += d
+                    add_into(self._read(grad, start)[lo:hi], d, disjoint)
             else:
-                self._route_to_winners(self._winner[lo:hi], d, grad, picked[lo:hi], lo, hi)
+                self._route_to_winners(self._winner[lo:hi], d, grad, hit[lo:hi],
+                                       None if disjoint else picked[lo:hi], lo, hi)
             self._phases.unload(grad, bottom_grad, lo, hi)
 
-        over_batch(len(dy), route, bottom[0].count)
+        over_batch(len(top_grad), route, bottom[0].count)
 
-    def _route_to_winners(self, winner, dy, grad, picked, lo, hi):
+    def _route_to_winners(self, winner, dy, grad, hit, picked, lo, hi):
+        """grad (phase layout) gets each top diff at its window's winner; `picked` None: offsets own their
+        phases (kernel == stride), so each one's share is stored rather than added."""
         for index, start in self._offsets:
-            np.multiply(dy, winner == index, out=picked)
-            self._read(grad, start)[lo:hi] += picked
+            np.equal(winner, index, out=hit)
+            read = self._read(grad, start)[lo:hi]
+            if picked is None:
+                np.multiply(dy, hit, out=read)
+            else:
+                np.multiply(dy, hit, out=picked)
+                read += picked
 
     def _route_weighted(self, data, dy, grad):
         """Gradient of sum(x^2) / sum(x): (2 x - y) / sum(x). (Caffe has no TEST backward; this is the exact one.)"""

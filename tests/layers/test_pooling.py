@@ -409,3 +409,51 @@ def test_forward_only_max_of_nan_and_minus_infinity_is_caffes_starting_value():
     assert layer._separable
     (y,) = run_forward(layer, bottom, top)
     np.testing.assert_array_equal(y[0, 0], [[-FLT_MAX, -FLT_MAX, 2.0]])
+
+
+# -- kernel == stride: each kernel offset owns a stride phase, so backward stores instead of adding --------------
+OWN_PHASES = [((2, 3, 6, 8), (2, 2), (2, 2), (0, 0), True),  # every wide position an output: the diff as it is
+              ((1, 2, 7, 7), (2, 2), (2, 2), (0, 0), False),  # the last row and column are in no window
+              ((2, 2, 5, 5), (2, 2), (2, 2), (1, 1), True),
+              ((1, 2, 7, 8), (3, 2), (3, 2), (1, 0), True)]
+
+
+def reference_gradient(x, method, dy, kernel, stride, pad, ceil):
+    """Each top diff added to its window's winner (MAX) or, divided by Caffe's area, to every cell (AVE)."""
+    grad = np.zeros_like(x)
+    _, mask = reference(x, "MAX", kernel, stride, pad, ceil)
+    height, width = x.shape[2:]
+    for n, c, ph, pw in itertools.product(*(range(s) for s in dy.shape)):
+        h0, w0 = ph * stride[0] - pad[0], pw * stride[1] - pad[1]
+        if method == "MAX":
+            grad[n, c].reshape(-1)[int(mask[n, c, ph, pw])] += dy[n, c, ph, pw]
+        else:
+            area = (min(h0 + kernel[0], height + pad[0]) - h0) * (min(w0 + kernel[1], width + pad[1]) - w0)
+            grad[n, c, max(h0, 0):h0 + kernel[0], max(w0, 0):w0 + kernel[1]] += dy[n, c, ph, pw] / area
+    return grad
+
+
+@pytest.mark.parametrize("case", OWN_PHASES, ids=str)
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+def test_kernel_equal_to_stride_backward_stores_every_cell_afresh(case, method):
+    shape, kernel, stride, pad, ceil = case
+    x = distinct_values(shape, seed=9)
+    layer, bottom, top = make_layer(pool_text(f"pool: {method} " + case_options(*case[1:])), [x])
+    assert layer._offsets_own_phases
+    run_forward(layer, bottom, top)
+    rng = np.random.default_rng(10)
+    for _ in range(2):  # the second pass finds the first one's values in every scratch buffer
+        dy = rng.normal(size=top[0].shape)
+        top[0].grad[...] = dy
+        bottom[0].grad[...] = np.nan
+        layer.backward(top, [True], bottom)
+        np.testing.assert_allclose(bottom[0].grad, reference_gradient(x, method, dy, kernel, stride, pad, ceil),
+                                   rtol=1e-13, atol=1e-15)
+    np.testing.assert_array_equal(top[0].grad, dy)  # MAX reads the diff in place: it must stay as it was
+
+
+def test_kernel_equal_to_stride_is_told_apart_from_overlapping_windows():
+    layer, _, _ = make_layer(pool_text("pool: MAX kernel_size: 2 stride: 2"), [np.ones((1, 1, 6, 8))])
+    assert layer._offsets_own_phases and layer._outputs_fill_wide
+    layer, _, _ = make_layer(pool_text("pool: MAX kernel_size: 3 stride: 2"), [np.ones((1, 1, 7, 7))])
+    assert not layer._offsets_own_phases
