@@ -179,8 +179,10 @@ class StridePhases:
         return phase * self.phase_length + (offset[0] // self.stride[0]) * self.size[1] + offset[1] // self.stride[1]
 
     def run(self, flat, start):
-        """The wide (N, C, H', W') view of `flat` (a buffer of this layout) read from `start`."""
-        return as_strided(flat[start:], shape=self.wide, strides=self._strides)
+        """The wide (N, C, H', W') view of `flat` (a buffer of this layout) read from `start`. Made by the ndarray
+        constructor, which checks the view against the buffer's end and costs a seventh of as_strided (~1 us
+        against ~7 us: pooling makes a few dozen of these per pass)."""
+        return np.ndarray(self.wide, self.dtype, flat, start * self.dtype.itemsize, self._strides)
 
     def buffer(self, scratch=None):
         """The flat buffer: this object's own (its border laid once), or, given a Workspace, one taken from it

@@ -103,29 +103,30 @@ class Pooling(Function):
             t.reshape(out)
         key = (shape, self.padded_shape, self.out_shape)
         if key != self._phases_key:
+            # Everything below depends only on the shapes: worked out once, not on every forward.
             # MAX pads with -inf so padding never wins; the others pad with zeros, which add nothing.
             fill = -np.inf if self.method == _POOL.MAX else 0
             self._phases = StridePhases(fill, self.pad, self.stride, self.padded_shape, self.out_shape, shape[:2],
                                         self.dtype)
             self._phases_key = key
-        self._offsets = [(index, self._phases.start(k)) for index, k in enumerate(kernel_offsets(self.kernel))]
-        # One window per map, inside the input (global pooling, GoogLeNet's closing 7x7 pool): its cells are read
-        # straight from the input, where the phase layout would make every kernel offset a pass over a wide
-        # array as large as the input. GoogLeNet's pool5 (AVE 7x7 over 7x7, batch 10) alone: 13.2 ms -> 1.3 ms.
-        self._single_window = self.out_shape == (1, 1) and not any(self.pad) and all(
-            k <= n for k, n in zip(self.kernel, self.in_shape))
-        # Strided windows wholly inside the input (no padding, no overhang): see _forward_separable_max.
-        self._separable = any(s > 1 for s in self.stride) and self.padded_shape == self.in_shape
-        self._winner_dtype = np.int16 if len(self._offsets) <= np.iinfo(np.int16).max else np.int32
-        # Kernel == stride: each kernel offset reads a stride phase of its own from its first cell (LeNet's 2x2/2
-        # pools), so backward stores each offset's share into its phase instead of zeroing and adding
-        # (in-process, batch 64: LeNet pool1 backward 5.8 -> 2.1-3.8 ms, pool2 2.4 -> 1.1 ms).
-        self._offsets_own_phases = self.kernel == self.stride
-        # Every wide position is an output: the top diff needs no copy into the wide shape.
-        self._outputs_fill_wide = self._phases.size == self.out_shape
-        # Caffe's divisor at each wide position; 1 where nothing is output, so that no 0/0 arises there.
-        self._area = np.ones(self._phases.size, dtype=self.dtype)
-        self._area[self._phases.valid] = self._window_area()
+            self._offsets = [(index, self._phases.start(k)) for index, k in enumerate(kernel_offsets(self.kernel))]
+            # One window per map, inside the input (global pooling, GoogLeNet's closing 7x7 pool): its cells are read
+            # straight from the input, where the phase layout would make every kernel offset a pass over a wide
+            # array as large as the input. GoogLeNet's pool5 (AVE 7x7 over 7x7, batch 10) alone: 13.2 ms -> 1.3 ms.
+            self._single_window = self.out_shape == (1, 1) and not any(self.pad) and all(
+                k <= n for k, n in zip(self.kernel, self.in_shape))
+            # Strided windows wholly inside the input (no padding, no overhang): see _forward_separable_max.
+            self._separable = any(s > 1 for s in self.stride) and self.padded_shape == self.in_shape
+            self._winner_dtype = np.int16 if len(self._offsets) <= np.iinfo(np.int16).max else np.int32
+            # Kernel == stride: each kernel offset reads a stride phase of its own from its first cell (LeNet's 2x2/2
+            # pools), so backward stores each offset's share into its phase instead of zeroing and adding
+            # (in-process, batch 64: LeNet pool1 backward 5.8 -> 2.1-3.8 ms, pool2 2.4 -> 1.1 ms).
+            self._offsets_own_phases = self.kernel == self.stride
+            # Every wide position is an output: the top diff needs no copy into the wide shape.
+            self._outputs_fill_wide = self._phases.size == self.out_shape
+            # Caffe's divisor at each wide position; 1 where nothing is output, so that no 0/0 arises there.
+            self._area = np.ones(self._phases.size, dtype=self.dtype)
+            self._area[self._phases.valid] = self._window_area()
 
     def _output_size(self, i):
         size, pad, kernel, stride = self.in_shape[i], self.pad[i], self.kernel[i], self.stride[i]
