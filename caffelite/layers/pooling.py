@@ -117,7 +117,10 @@ class Pooling(Function):
                 k <= n for k, n in zip(self.kernel, self.in_shape))
             # Strided windows wholly inside the input (no padding, no overhang): see _forward_separable_max.
             self._separable = any(s > 1 for s in self.stride) and self.padded_shape == self.in_shape
-            self._winner_dtype = np.int16 if len(self._offsets) <= np.iinfo(np.int16).max else np.int32
+            # The narrowest type that holds every offset: the winner search and the backward pass over it once per
+            # offset (int8 instead of int16: CIFAR-10 quick's 3x3/2 pool1 winner search 16.5-19.5 -> 13.2-14.1 ms).
+            self._winner_dtype = next(t for t in (np.int8, np.int16, np.int32)
+                                      if len(self._offsets) <= np.iinfo(t).max)
             # Kernel == stride: each kernel offset reads a stride phase of its own from its first cell (LeNet's 2x2/2
             # pools), so backward stores each offset's share into its phase instead of zeroing and adding
             # (in-process, batch 64: LeNet pool1 backward 5.8 -> 2.1-3.8 ms, pool2 2.4 -> 1.1 ms).
@@ -385,5 +388,6 @@ class Pooling(Function):
         cols = np.arange(self.out_shape[1]) * self.stride[1] - self.pad[1]
         start = rows[:, None] * width + cols[None, :]
         kernel_w = self.kernel[1]
+        winner = winner.astype(np.int64)  # the index arithmetic would overflow the winners' narrow type
         index = start + (winner // kernel_w) * width + winner % kernel_w
         return np.where(winner < 0, -1, index)

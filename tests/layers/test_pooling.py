@@ -457,3 +457,12 @@ def test_kernel_equal_to_stride_is_told_apart_from_overlapping_windows():
     assert layer._offsets_own_phases and layer._outputs_fill_wide
     layer, _, _ = make_layer(pool_text("pool: MAX kernel_size: 3 stride: 2"), [np.ones((1, 1, 7, 7))])
     assert not layer._offsets_own_phases
+
+
+def test_argmax_indices_of_a_wide_input_do_not_overflow_the_narrow_winner_type():
+    x = distinct_values((1, 1, 7, 300), seed=11)
+    options = "pool: MAX kernel_size: 3 stride: 2"
+    layer, bottom, top = make_layer(pool_text(options, tops=["y", "m"]), [x])
+    assert np.iinfo(layer._winner_dtype).max < 3 * 300  # offsets fit a narrow type, the flat indices do not
+    _, mask = run_forward(layer, bottom, top)
+    np.testing.assert_array_equal(mask, reference(x, "MAX", (3, 3), (2, 2), (0, 0))[1])
