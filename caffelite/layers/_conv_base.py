@@ -124,15 +124,19 @@ class ConvolutionBase(Function):
         column_bytes = (self.col_channels * count(self.kernel) * count(self.conv_shape)) * self.dtype.itemsize
         budget = COLUMN_BUDGET if self.need_backward else min(COLUMN_BUDGET, FORWARD_COLUMN_BUDGET)
         self.block = max(1, min(self.batch, budget // max(1, column_bytes)))
-        # col2im adds each kernel offset's columns into the input in runs as long as an output row: short runs
-        # (small maps) cost numpy more per call than per cell. With images as the last axis of the columns and of
-        # the sum, a stride-1 offset's cells of all images form runs of row * images. Taken with one block and
-        # output rows of up to BATCH_LAST_MAX_WIDTH cells; in-process A/B of the backward: LeNet conv2 10.7 ->
-        # 9.0 ms, CIFAR-10 conv3 26.2 -> 18.8, CaffeNet (batch 10) conv2 85 -> 70, conv3 59 -> 43; GoogLeNet's 28x28
-        # layers gain or lose ~1 ms, its 56x56 conv2 loses 10 ms, and stride-2/4 layers lose (the transposes
-        # in and out of that layout cost more than the runs save).
+        # im2col and col2im copy or add each kernel offset's cells in runs as long as an output row: short runs
+        # (small maps) cost numpy more per call than per cell. With images as the last axis of the columns (and of
+        # col2im's sum), a stride-1 offset's cells of all images form runs of row x images. That layout costs
+        # transposes in and out (the input, the output, the top diff: ~(C + 2 O) x positions x images cells)
+        # where the columns hold C/g x K x positions x images; it is taken with one block, stride and dilation 1,
+        # output rows of up to BATCH_LAST_MAX_WIDTH cells and columns at least twice what the transposes move.
+        # In-process A/B: LeNet conv2 forward+backward 20.2 -> 16.4 ms (its conv1, C x K = 25 for 20 outputs,
+        # loses 4.8 -> 8.6 ms), CIFAR-10 quick iteration 270 -> 241 ms, CaffeNet (batch 10) conv3 backward 59 -> 43;
+        # GoogLeNet's 56x56 conv2 and the stride-2/4 layers lose.
+        per_group = (self.col_channels // self.group, self.out_channels // self.group)
         self._batch_last = (self.block >= self.batch and count(self.conv_shape[-1:]) <= BATCH_LAST_MAX_WIDTH
-                            and all(s == 1 for s in self.stride) and all(d == 1 for d in self.dilation))
+                            and all(s == 1 for s in self.stride) and all(d == 1 for d in self.dilation)
+                            and per_group[0] * count(self.kernel) >= 2 * sum(per_group))
         if self.depthwise:
             self._plan_depthwise()
 
@@ -163,7 +167,7 @@ class ConvolutionBase(Function):
         positions = count(self.conv_shape)
         x_sum = self._column_sum() if transpose_into is not None else None
         for start, cols in self._column_blocks(x, keep, reuse):
-            n = cols.shape[1 + self.num_spatial]
+            n = min(self.block, self.batch - start)
             columns = cols.reshape(self.group, weight.shape[2], n * positions)
             if weight_grad_with is not None:
                 y = self._grouped_block(weight_grad_with, start, n)
@@ -171,8 +175,11 @@ class ConvolutionBase(Function):
             if apply_to is not None:
                 out = self._work.get("out", (self.group, weight.shape[1], columns.shape[2]), self.dtype)
                 np.matmul(weight, columns, out=out)
-                # (O, n, P) back to (n, O, P), adding the bias in the same pass.
-                out = out.reshape(self.out_channels, n, positions).swapaxes(0, 1)
+                # (O, n, P) or (O, P, n) back to (n, O, P), adding the bias in the same pass.
+                if self._batch_last:
+                    out = out.reshape(self.out_channels, positions, n).transpose(2, 0, 1)
+                else:
+                    out = out.reshape(self.out_channels, n, positions).swapaxes(0, 1)
                 target = apply_to.reshape(self.batch, self.out_channels, positions)[start:start + n]
                 if bias is None:
                     copy_split(target, out)
@@ -199,12 +206,7 @@ class ConvolutionBase(Function):
         """x_sum += col2im(W^T y) for one block of images, y as (g, O/g, n * P); `cols` is the scratch."""
         weight_t = self._grouped(self.params[0].data).swapaxes(1, 2)
         if self._batch_last:
-            # y's positions reordered image-fastest, so that W^T y comes out as columns (C, *k, *p, n).
-            n = cols.shape[1 + self.num_spatial]
-            y_last = self._work.get("y_last", y.shape[:2] + (count(self.conv_shape), n), self.dtype)
-            copy_split(y_last, y.reshape(y_last.shape[:2] + (n, -1)).swapaxes(2, 3), axis=1)
-            y = y_last.reshape(y.shape)
-            cols = cols.reshape((self.col_channels,) + self.kernel + self.conv_shape + (n,))
+            cols = cols.reshape((self.col_channels,) + self.kernel + self.conv_shape + (self.batch,))
         np.matmul(weight_t, y, out=cols.reshape(self.group, weight_t.shape[1], y.shape[2]))
         self._add_columns(cols, x_sum)
 
@@ -230,10 +232,15 @@ class ConvolutionBase(Function):
         return weight.reshape(self.group, self.out_channels // self.group, -1)
 
     def _grouped_block(self, y, start, n):
-        """Images [start, start + n) of an output-side blob as (g, O/g, n * P), one matrix per group."""
+        """Images [start, start + n) of an output-side blob as (g, O/g, n * P), one matrix per group; the positions
+        in the columns' order: image-major, or image-fastest (P, n) when `_batch_last`."""
         flat = y.reshape(self.batch, self.out_channels, -1)
-        block = self._work.get("y_block", (self.out_channels, n, flat.shape[2]), self.dtype)
-        copy_split(block, flat[start:start + n].swapaxes(0, 1), axis=1)
+        if self._batch_last:
+            block = self._work.get("y_block", (self.out_channels, flat.shape[2], n), self.dtype)
+            copy_split(block, flat.transpose(1, 2, 0))
+        else:
+            block = self._work.get("y_block", (self.out_channels, n, flat.shape[2]), self.dtype)
+            copy_split(block, flat[start:start + n].swapaxes(0, 1), axis=1)
         return block.reshape(self.group, -1, n * flat.shape[2])
 
     # -- im2col / col2im --------------------------------------------------------------------------
@@ -245,15 +252,22 @@ class ConvolutionBase(Function):
         follows (`reuse`, same input array) takes them instead of redoing im2col, as its input has not changed in
         between (Caffe's solver loop; pycaffe's forward then backward).
         """
-        token = (data.__array_interface__["data"][0], data.shape)
+        token = (data.__array_interface__["data"][0], data.shape, self._batch_last)
         kept, self._kept = self._kept, None
-        shape = (self.col_channels,) + self.kernel + (self.batch,) + self.conv_shape
+        if self._batch_last:
+            shape = (self.col_channels,) + self.kernel + self.conv_shape + (self.batch,)
+        else:
+            shape = (self.col_channels,) + self.kernel + (self.batch,) + self.conv_shape
         if reuse and kept == token:
             yield 0, self._work.get("cols", shape, self.dtype)
             return
         padded = self._bordered.load(data, self.pad, self.padded_shape, None if self.need_backward else self._work)
-        for start in range(0, self.batch, self.block):
-            yield start, self._columns(padded[start:start + self.block], self.stride, self.dilation, self.conv_shape)
+        if self._batch_last:
+            yield 0, self._columns_last(padded)
+        else:
+            for start in range(0, self.batch, self.block):
+                yield start, self._columns(padded[start:start + self.block], self.stride, self.dilation,
+                                           self.conv_shape)
         if keep and self.block >= self.batch:
             self._kept = token
 
@@ -265,6 +279,18 @@ class ConvolutionBase(Function):
         order = (1,) + tuple(range(2, 2 + spatial)) + (0,) + tuple(range(2 + spatial, 2 + 2 * spatial))
         cols = self._work.get("cols", (block.shape[1],) + self.kernel + (len(block),) + tuple(out_shape), self.dtype)
         copy_split(cols, windows.transpose(order), axis=1 + spatial)
+        return cols
+
+    def _columns_last(self, padded):
+        """im2col with images last, for stride 1 (see `_batch_last`): the columns (C, *k, *out, n) of the padded
+        images (n, C, *padded), copied from a copy of them with images last, so that each copy runs over whole
+        rows of every image at once."""
+        moved = self._work.get("images_last", padded.shape[1:] + (self.batch,), self.dtype)
+        copy_split(moved, np.moveaxis(padded, 0, -1))
+        unit = (1,) * self.num_spatial
+        windows = window_view(np.moveaxis(moved, -1, 0), self.kernel, unit, unit, self.conv_shape)
+        cols = self._work.get("cols", (self.col_channels,) + self.kernel + self.conv_shape + (self.batch,), self.dtype)
+        copy_split(cols, np.moveaxis(windows, 0, -1))
         return cols
 
     def _add_columns(self, cols, x_sum):

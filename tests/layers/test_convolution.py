@@ -219,26 +219,28 @@ def test_input_gradient_by_correlation_in_blocks_and_float32(monkeypatch):
     np.testing.assert_allclose(bottom2[0].grad, bottom[0].grad, rtol=1e-6, atol=1e-6)
 
 
-# Stride-1 layers with short output rows run col2im with images last; the others keep images first.
+# Stride-1 layers with short output rows and large enough columns run im2col and col2im with images last; the
+# others keep images first.
 IMAGES_LAST = [
-    ("num_output: 6 kernel_size: 3 pad: 1", (3, 2, 5, 6)),
-    ("num_output: 6 kernel_size: 2 group: 2", (2, 4, 4, 5)),
-    ("num_output: 5 kernel_h: 1 kernel_w: 3 pad_w: 2", (4, 2, 3, 5)),
-    ("num_output: 8 kernel_size: 2 pad: 1", (2, 2, 3, 4, 3)),  # three spatial axes
+    ("num_output: 6 kernel_size: 3 pad: 1", (3, 3, 5, 6)),
+    ("num_output: 8 kernel_size: 3 group: 2", (2, 6, 4, 5)),
+    ("num_output: 5 kernel_h: 2 kernel_w: 3 pad_w: 1", (4, 4, 3, 5)),
+    ("num_output: 8 kernel_size: 2 pad: 1", (2, 3, 3, 4, 3)),  # three spatial axes
 ]
 
 
 @pytest.mark.parametrize("options, shape", IMAGES_LAST)
-def test_col2im_with_images_last_matches_images_first(options, shape, monkeypatch):
+def test_columns_with_images_last_match_images_first(options, shape, monkeypatch):
     rng = np.random.default_rng(14)
     x = rng.normal(size=shape)
-    layers = []
+    layers, outputs = [], []
     for widest in (conv_base_module.BATCH_LAST_MAX_WIDTH, 0):
         monkeypatch.setattr(conv_base_module, "BATCH_LAST_MAX_WIDTH", widest)
         layer, bottom, top = make_layer(conv_text(options), [x])
         assert layer._batch_last == bool(widest) and not layer._correlate
-        run_forward(layer, bottom, top)
+        outputs.append(run_forward(layer, bottom, top)[0])
         layers.append((layer, bottom, top))
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-12, atol=1e-12)
     dy = rng.normal(size=layers[0][2][0].shape)
     grads = []
     for layer, bottom, top in layers:
@@ -260,8 +262,9 @@ def test_col2im_with_images_last_matches_images_first(options, shape, monkeypatc
     ("num_output: 6 kernel_size: 3 stride: 2 pad: 1", (2, 2, 7, 7)),  # strided
     ("num_output: 6 kernel_size: 3 dilation: 2 pad: 2", (2, 2, 7, 7)),
     ("num_output: 6 kernel_size: 3 pad: 1", (2, 2, 3, 28)),  # rows longer than BATCH_LAST_MAX_WIDTH
+    ("num_output: 20 kernel_size: 5", (2, 1, 9, 9)),  # LeNet's conv1: columns smaller than the transposes
 ])
-def test_col2im_keeps_images_first_for_strides_dilation_and_long_rows(options, shape):
+def test_columns_keep_images_first_for_strides_dilation_long_rows_and_few_columns(options, shape):
     layer, _, _ = make_layer(conv_text(options), [np.zeros(shape)])
     assert not layer._batch_last
 
