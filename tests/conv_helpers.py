@@ -1,6 +1,9 @@
 """What the Convolution and Deconvolution tests share: layer text, the CASES row format, the forward check."""
 
 import numpy as np
+import pytest
+
+import caffelite.layers._conv_base as conv_base_module
 
 FILLERS = 'weight_filler { type: "gaussian" std: 1 } bias_filler { type: "uniform" min: -1 max: 1 }'
 
@@ -28,3 +31,12 @@ def check_against_reference(reference, layer, x, y, case):
                          per_axis(stride), per_axis(dilation), group)
     assert y.shape == expected.shape
     np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.fixture(params=["image products", "one product"])
+def products(request, monkeypatch):
+    """Run a test both ways small layers can take: a product per image (the default for them) and one product over
+    the whole block of images."""
+    if request.param == "one product":
+        monkeypatch.setattr(conv_base_module, "IMAGE_PRODUCTS_MAX_WEIGHTS", 0)
+    return request.param

@@ -7,7 +7,9 @@ import pytest
 
 import caffelite.layers._conv_base as conv_base_module
 from caffelite.errors import NetError, ShapeError
-from conv_helpers import FILLERS, case_options, check_against_reference, convolution_text, per_axis
+from conv_helpers import (
+    FILLERS, case_options, check_against_reference, convolution_text, per_axis, products,  # noqa: F401 (a fixture)
+)
 from layer_harness import check_gradients, make_layer, run_forward
 
 
@@ -62,7 +64,7 @@ def case_id(case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_forward_matches_direct_sums(case):
+def test_forward_matches_direct_sums(case, products):
     shape, num_output, _, _, _, _, group, bias = case
     x = np.random.default_rng(0).normal(size=shape)
     layer, bottom, top = make_layer(conv_text(case_options(case)), [x])
@@ -74,7 +76,7 @@ def test_forward_matches_direct_sums(case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_gradients(case):
+def test_gradients(case, products):
     shape = case[0]
     shape = (min(shape[0], 2),) + shape[1:]
     x = np.random.default_rng(1).normal(size=shape)
@@ -267,6 +269,58 @@ def test_columns_with_images_last_match_images_first(options, shape, monkeypatch
 def test_columns_keep_images_first_for_strides_dilation_long_rows_and_few_columns(options, shape):
     layer, _, _ = make_layer(conv_text(options), [np.zeros(shape)])
     assert not layer._batch_last
+
+
+# Layers with a small weight matrix and small products per image run a product per image (in blocks too).
+IMAGE_PRODUCTS = [
+    ("num_output: 4 kernel_size: 3 pad: 1", (3, 2, 4, 30), None),
+    ("num_output: 3 kernel_size: 3 stride: 2", (3, 2, 7, 7), 2),  # blocks of two images
+    ("num_output: 20 kernel_size: 5", (3, 1, 9, 9), None),  # LeNet's conv1
+    ("num_output: 3 kernel_size: 2 stride: 2", (2, 2, 4, 4, 4), None),  # three spatial axes
+]
+
+
+@pytest.mark.parametrize("options, shape, block", IMAGE_PRODUCTS)
+def test_products_per_image_match_one_product(options, shape, block, monkeypatch):
+    rng = np.random.default_rng(15)
+    x = rng.normal(size=shape)
+    if block:
+        column_bytes = shape[1] * 9 * 9 * 8  # C x K x positions, float64
+        monkeypatch.setattr(conv_base_module, "COLUMN_BUDGET", block * column_bytes)
+    layers, outputs = [], []
+    for weights in (conv_base_module.IMAGE_PRODUCTS_MAX_WEIGHTS, 0):
+        monkeypatch.setattr(conv_base_module, "IMAGE_PRODUCTS_MAX_WEIGHTS", weights)
+        layer, bottom, top = make_layer(conv_text(options), [x])
+        assert layer._image_products == bool(weights) and layer.block == (block or shape[0])
+        outputs.append(run_forward(layer, bottom, top)[0])
+        layers.append((layer, bottom, top))
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-12, atol=1e-12)
+    dy = rng.normal(size=layers[0][2][0].shape)
+    grads = []
+    for layer, bottom, top in layers:
+        for _ in range(2):  # the weight gradient accumulates; the second pass finds the first one's scratch
+            top[0].grad[...] = dy
+            bottom[0].grad[...] = np.nan
+            layer.backward(top, [True], bottom)
+        grads.append([bottom[0].grad.copy()] + [p.grad.copy() for p in layer.params])
+    for got, want in zip(*grads):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    layer, bottom, top = layers[0]
+    for p in layer.params:
+        p.grad[...] = 0
+    check_gradients(layer, bottom, top)
+
+
+@pytest.mark.parametrize("options, shape, taken", [
+    ("num_output: 20 kernel_size: 5", (2, 1, 28, 28), True),  # LeNet's conv1
+    ("num_output: 32 kernel_size: 5 pad: 2", (2, 3, 32, 32), False),  # CIFAR-10's conv1: 2.5 M per image
+    ("num_output: 64 kernel_size: 3", (2, 8, 4, 4), False),  # 4608 weights
+    ("num_output: 4 kernel_size: 3 group: 2", (2, 4, 6, 6), False),
+    ("num_output: 50 kernel_size: 5", (2, 20, 12, 12), False),  # LeNet's conv2 runs with images last
+])
+def test_which_layers_take_products_per_image(options, shape, taken):
+    layer, _, _ = make_layer(conv_text(options), [np.zeros(shape)])
+    assert layer._image_products == taken
 
 
 @pytest.mark.parametrize("options, taken", [

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from caffelite.errors import NetError, ShapeError
-from conv_helpers import FILLERS, case_options, check_against_reference, convolution_text
+from conv_helpers import (
+    FILLERS, case_options, check_against_reference, convolution_text, products,  # noqa: F401 (a fixture)
+)
 from layer_harness import check_gradients, make_layer, run_forward
 
 
@@ -57,7 +59,7 @@ def case_id(case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_forward_matches_direct_scatter(case):
+def test_forward_matches_direct_scatter(case, products):
     shape, num_output, _, _, _, _, group, bias = case
     x = np.random.default_rng(0).normal(size=shape)
     layer, bottom, top = make_layer(deconv_text(case_options(case)), [x])
@@ -68,7 +70,7 @@ def test_forward_matches_direct_scatter(case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_gradients(case):
+def test_gradients(case, products):
     x = np.random.default_rng(1).normal(size=(1,) + case[0][1:])
     layer, bottom, top = make_layer(deconv_text(case_options(case)), [x])
     check_gradients(layer, bottom, top)
