@@ -466,3 +466,20 @@ def test_argmax_indices_of_a_wide_input_do_not_overflow_the_narrow_winner_type()
     assert np.iinfo(layer._winner_dtype).max < 3 * 300  # offsets fit a narrow type, the flat indices do not
     _, mask = run_forward(layer, bottom, top)
     np.testing.assert_array_equal(mask, reference(x, "MAX", (3, 3), (2, 2), (0, 0))[1])
+
+
+def test_kernels_of_more_offsets_than_int8_holds_find_the_first_winner():
+    x = np.random.default_rng(12).integers(-3, 4, size=(2, 2, 16, 15)).astype(float)  # many ties
+    x[0, 0, :12, :12] = -np.inf
+    x[0, 0, 11, 11] = np.nan
+    x[1, 1, 10:, 9:] = 7.0  # a late tie: its first cell (offset > 127 in some windows) wins
+    options = "pool: MAX kernel_size: 12 stride: 3"
+    layer, bottom, top = make_layer(pool_text(options, tops=["y", "m"]), [x])
+    assert layer._winner_dtype == np.int16
+    y, mask = run_forward(layer, bottom, top)
+    expected, expected_mask = reference(x, "MAX", (12, 12), (3, 3), (0, 0))
+    np.testing.assert_array_equal(y, expected)
+    np.testing.assert_array_equal(mask, expected_mask)
+    assert mask[0, 0, 0, 0] == -1 and y[0, 0, 0, 0] == -FLT_MAX
+    layer, bottom, top = make_layer(pool_text(options), [distinct_values((1, 1, 16, 15), seed=13)])
+    check_gradients(layer, bottom, top)
