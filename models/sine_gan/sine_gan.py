@@ -1,6 +1,6 @@
 """A GAN that learns to draw sine waves, trained through caffelite's Python API (pycaffe style).
 
-    python models/sine_gan/sine_gan.py [--iterations 3000] [--seed 1] [--plot models/sine_gan/sine_gan.png]
+    python models/sine_gan/sine_gan.py [--iterations 6000] [--seed 1] [--plot models/sine_gan/sine_gan.png]
 
 Real signals: 10 samples of A sin(x + phase) on x = linspace(0, 2 pi, 10), A uniform in [0.6, 1], phase uniform.
 Generator: z (1 value, N(0, 1)) -> 10 ReLU -> 10 ReLU -> 10 TanH. Discriminator: 10 -> 10 LeakyReLU (ReLU with
@@ -146,7 +146,7 @@ def plot(gan, out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--iterations", type=int, default=3000)
+    parser.add_argument("--iterations", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--plot", type=Path, default=HERE / "sine_gan.png")
     args = parser.parse_args(argv)

@@ -38,7 +38,7 @@ def test_a_generator_step_changes_the_generator_only():
 
 def test_trained_signals_are_sines_of_the_training_family(tmp_path):
     module = load()
-    gan = module.train(3000, seed=1, log=lambda line: None)
+    gan = module.train(6000, seed=1, log=lambda line: None)
     fits = [module.fit_sine(signal) for signal in gan.generate()]
     residuals = np.array([r for _, r in fits])
     amplitudes = np.array([a for a, _ in fits])
