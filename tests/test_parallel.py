@@ -7,11 +7,13 @@ killed must stop the others; training resumes from a snapshot with another K.
 """
 
 import os
+import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -297,14 +299,19 @@ def test_killing_one_rank_stops_the_others_within_seconds(tmp_path):
     solver = write_run(tmp_path, "kill", labelled_lmdb(tmp_path / "db"), 4, "SGD")
     process = subprocess.Popen([mpiexec(), "-n", "2", sys.executable, str(WORKER), str(solver), "forever"],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # Read in a thread so that a rank that never says its pid fails the test instead of hanging it.
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    pids, seen = {}, []
     try:
-        pids = {}
-        for line in process.stdout:
-            match = re.match(r"rank (\d) pid (\d+)", line)
+        while len(pids) < 2:
+            try:
+                seen.append(lines.get(timeout=60))
+            except queue.Empty:
+                pytest.fail(f"the ranks did not say their pids within 60 s; their output: {seen}")
+            match = re.match(r"rank (\d) pid (\d+)", seen[-1])
             if match:
                 pids[int(match[1])] = int(match[2])
-            if len(pids) == 2:
-                break
         time.sleep(1)  # both are training now, exchanging gradients
         os.kill(pids[1], signal.SIGKILL)
         killed = time.monotonic()
@@ -318,6 +325,9 @@ def test_killing_one_rank_stops_the_others_within_seconds(tmp_path):
     finally:
         process.kill()
         process.wait()
+        for pid in pids.values():  # the ranks run in sessions of their own, out of mpiexec's reach once it is gone
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def running(pid):
