@@ -388,8 +388,11 @@ def main(argv=None):
             import torch as torch_module
         except ImportError:
             print("PyTorch not installed (pip install -e '.[bench]'): no comparison column", file=sys.stderr)
-    peak = matmul_peak()
     catalogue = models(args.conformance)
+    unknown = [name for name in args.rows.split(",") if name not in catalogue]
+    if unknown:
+        parser.error(f"--rows: no model named {', '.join(unknown)} (the models: {','.join(catalogue)})")
+    peak = matmul_peak()
     rows = []
     for name in args.rows.split(","):
         model = catalogue[name]

@@ -86,3 +86,11 @@ def test_the_command_writes_a_json_table(speed, tmp_path, capsys):
     assert row["gflops"] == pytest.approx(row["peak_share"] * result["matmul_peak_gflops"])
     assert result["machine"]["openblas_thread_timeout"] == device.openblas_thread_timeout()  # recorded with the rows
     assert "lenet-train" in capsys.readouterr().out
+
+
+def test_an_unknown_row_is_refused_naming_the_models(speed, capsys):
+    with pytest.raises(SystemExit) as stop:
+        speed.main(["--rows", "lenet,lenet-train", "--no-torch"])
+    assert stop.value.code == 2
+    assert "--rows: no model named lenet-train (the models: lenet,cifar10,caffenet,googlenet,nsfw)" in \
+        capsys.readouterr().err
