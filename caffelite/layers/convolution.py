@@ -61,7 +61,7 @@ class Convolution(ConvolutionBase):
         for t, b, down in zip(top, bottom, propagate_down):
             dy = self._conv_side(t.grad)
             if self.bias_term:
-                self.params[1].grad += dy.reshape(self.batch, self.num_output, -1).sum(axis=(0, 2))
+                self._add_bias_grad(dy)
             if self._pointwise:
                 self._pointwise_backward(self._per_image(t.grad, self.num_output), b, down)
             else:

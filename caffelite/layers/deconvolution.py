@@ -39,7 +39,7 @@ class Deconvolution(ConvolutionBase):
         for t, b, down in zip(top, bottom, propagate_down):
             dy = self._col_side(t.grad)
             if self.bias_term:
-                self.params[1].grad += dy.reshape(self.batch, self.num_output, -1).sum(axis=(0, 2))
+                self._add_bias_grad(dy)
             # One im2col of the top grad serves both the weight grad and the bottom grad.
             self._col_pass(dy, apply_to=self._conv_side(b.grad) if down else None,
                            weight_grad_with=self._conv_side(b.data))
