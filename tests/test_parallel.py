@@ -309,9 +309,8 @@ def test_killing_one_rank_stops_the_others_within_seconds(tmp_path):
                 seen.append(lines.get(timeout=60))
             except queue.Empty:
                 pytest.fail(f"the ranks did not say their pids within 60 s; their output: {seen}")
-            match = re.match(r"rank (\d) pid (\d+)", seen[-1])
-            if match:
-                pids[int(match[1])] = int(match[2])
+            # mpiexec may interleave the ranks' lines ("rank 0 pid 7379rank 1 pid 7380\n", seen here).
+            pids.update((int(rank), int(pid)) for rank, pid in re.findall(r"rank (\d) pid (\d+)", seen[-1]))
         time.sleep(1)  # both are training now, exchanging gradients
         os.kill(pids[1], signal.SIGKILL)
         killed = time.monotonic()
