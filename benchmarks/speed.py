@@ -389,12 +389,13 @@ def main(argv=None):
         except ImportError:
             print("PyTorch not installed (pip install -e '.[bench]'): no comparison column", file=sys.stderr)
     catalogue = models(args.conformance)
-    unknown = [name for name in args.rows.split(",") if name not in catalogue]
+    names = args.rows.split(",")
+    unknown = [name for name in names if name not in catalogue]
     if unknown:
         parser.error(f"--rows: no model named {', '.join(unknown)} (the models: {','.join(catalogue)})")
     peak = matmul_peak()
     rows = []
-    for name in args.rows.split(","):
+    for name in names:
         model = catalogue[name]
         if not model.path.exists():
             print(f"{name}: {model.path} not found, row skipped", file=sys.stderr)
