@@ -192,15 +192,20 @@ def layer_flops(net, backward):
     return total
 
 
-def timed(steps, repeats, warmup=3):
-    """Median milliseconds of each step; steps alternate, so a change in the machine's load hits all alike."""
+def timed(steps, repeats, warmup=3, block=5):
+    """Median milliseconds of each step over at least `repeats` runs. The steps take turns in blocks of `block`
+    timed runs, so that a change in the machine's load hits all alike; each block starts with one untimed run,
+    because the first run after a switch pays for the other library: torch's OpenMP threads spin on after its
+    step and take a core from ours (on the 2-core AMD VM, 2026-12-07: our LeNet step 29 ms first, 24 ms after;
+    with OMP_WAIT_POLICY=PASSIVE 25 ms first, but torch's own step 24 -> 28.5 ms)."""
     for _ in range(warmup):
         for step in steps:
             step()
     samples = [[] for _ in steps]
-    for _ in range(repeats):
+    while len(samples[0]) < repeats:
         for step, times in zip(steps, samples):
-            times.append(_seconds(step))
+            step()
+            times.extend(_seconds(step) for _ in range(min(block, repeats - len(times))))
     return [statistics.median(times) * 1000 for times in samples]
 
 

@@ -77,6 +77,21 @@ def test_what_the_net_holds_counts_a_shared_array_once(speed):
     assert speed.held_bytes(net, backward=True) == 2 * (weights + blobs)
 
 
+def test_timing_never_counts_a_run_right_after_the_other_step(speed, monkeypatch):
+    log = []
+    steps = [lambda: log.append("ours"), lambda: log.append("torch")]
+
+    def seconds(step):  # a fake clock: 1 s for a run that follows the other step, 1 ms otherwise
+        before = log[-1] if log else None
+        step()
+        return 1.0 if before != log[-1] else 0.001
+
+    monkeypatch.setattr(speed, "_seconds", seconds)
+    assert speed.timed(steps, repeats=7, warmup=2, block=5) == [pytest.approx(1.0)] * 2
+    # 2 warm-up runs, then blocks of one untimed and 5, then 2 timed runs, for each step in turn
+    assert log == ["ours", "torch"] * 2 + ["ours"] * 6 + ["torch"] * 6 + ["ours"] * 3 + ["torch"] * 3
+
+
 def test_the_command_writes_a_json_table(speed, tmp_path, capsys):
     out = tmp_path / "speed.json"
     speed.main(["--rows", "lenet", "--repeats", "1", "--no-torch", "--json", str(out)])
