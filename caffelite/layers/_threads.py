@@ -28,11 +28,12 @@ def thread_count():
     return usable_cores()
 
 
-def over_batch(batch, body, elements):
+def over_batch(batch, body, elements, minimum=None):
     """Call body(start, stop) on slices covering range(batch), concurrently when `elements` (the size of the
-    pass) is worth it. The slices must touch disjoint memory. Exceptions propagate to the caller."""
+    pass) reaches `minimum` (MIN_ELEMENTS if None). The slices must touch disjoint memory. Exceptions propagate
+    to the caller."""
     threads = min(thread_count(), batch)
-    if threads <= 1 or elements < MIN_ELEMENTS:
+    if threads <= 1 or elements < (MIN_ELEMENTS if minimum is None else minimum):
         body(0, batch)
         return
     bounds = [batch * i // threads for i in range(threads + 1)]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from caffelite.errors import NetError, ShapeError
+from caffelite.layers import pooling
 from caffelite.phase import TEST, TRAIN
 from layer_harness import check_gradients, make_layer, run_forward
 
@@ -483,3 +484,54 @@ def test_kernels_of_more_offsets_than_int8_holds_find_the_first_winner():
     assert mask[0, 0, 0, 0] == -1 and y[0, 0, 0, 0] == -FLT_MAX
     layer, bottom, top = make_layer(pool_text(options), [distinct_values((1, 1, 16, 15), seed=13)])
     check_gradients(layer, bottom, top)
+
+
+# -- windows that tile the input (kernel == stride, no padding, no overhang): strided views of the blobs ----------
+TILES = [((3, 2, 9, 11), (2, 2), (2, 2)),  # the last row and column are in no window
+         ((2, 3, 8, 6), (2, 2), (2, 2)),
+         ((1, 2, 9, 8), (3, 2), (3, 2)),
+         ((2, 1, 3, 4), (1, 1), (1, 1))]
+
+
+@pytest.mark.parametrize("case", TILES, ids=str)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_windows_that_tile_the_input_pool_and_route_in_place(case, threads, monkeypatch):
+    shape, kernel, stride = case
+    monkeypatch.setenv("CAFFELITE_NUM_THREADS", str(threads))
+    monkeypatch.setattr(pooling, "_TILES_THREADED", 0)  # even this small input goes to the threads
+    rng = np.random.default_rng(14)
+    x = rng.integers(-3, 4, size=shape).astype(np.float32)  # many ties
+    x.reshape(-1)[::5] = np.nan
+    x.reshape(-1)[2::7] = -np.inf
+    x[0, 0, :kernel[0], :kernel[1]] = [[np.nan] * kernel[1]] * kernel[0]  # a window nothing wins
+    options = "pool: MAX " + case_options(kernel, stride, (0, 0), False)
+    layer, bottom, top = make_layer(pool_text(options, tops=["y", "m"]), [x], dtype=np.float32)
+    assert layer._tiles
+    layer._phases = None  # the phase layout is not used
+    y, mask = run_forward(layer, bottom, top)
+    expected, expected_mask = reference(x.astype(float), "MAX", kernel, stride, (0, 0), ceil=False)
+    np.testing.assert_array_equal(y, expected)
+    np.testing.assert_array_equal(mask, expected_mask)
+    assert mask[0, 0, 0, 0] == -1
+    for _ in range(2):  # the second pass finds the first one's values in every buffer
+        dy = rng.normal(size=y.shape).astype(np.float32)
+        top[0].grad[...] = dy
+        bottom[0].grad[...] = np.nan
+        layer.backward(top, [True, False], bottom)
+        grad = np.zeros(shape, np.float32)
+        for index in np.ndindex(dy.shape):
+            if expected_mask[index] >= 0:
+                grad[index[:2]].reshape(-1)[int(expected_mask[index])] += dy[index]
+        np.testing.assert_array_equal(bottom[0].grad, grad)
+
+
+def test_only_max_windows_that_tile_the_input_take_the_in_place_path():
+    def tiles(options, shape):
+        return make_layer(pool_text(options), [np.ones(shape)])[0]._tiles
+
+    assert tiles("pool: MAX kernel_size: 2 stride: 2", (1, 1, 6, 8))
+    assert tiles("pool: MAX kernel_size: 2 stride: 2 round_mode: FLOOR", (1, 1, 7, 7))
+    assert not tiles("pool: MAX kernel_size: 2 stride: 2", (1, 1, 7, 7))  # ceil: the last windows overhang
+    assert not tiles("pool: MAX kernel_size: 2 stride: 2 pad: 1", (1, 1, 6, 6))
+    assert not tiles("pool: MAX kernel_size: 3 stride: 2", (1, 1, 7, 7))
+    assert not tiles("pool: AVE kernel_size: 2 stride: 2", (1, 1, 6, 8))

@@ -46,6 +46,15 @@ def test_small_passes_stay_on_the_calling_thread(monkeypatch):
     assert seen == [(0, 8, threading.current_thread())]
 
 
+def test_a_pass_may_set_its_own_minimum(monkeypatch):
+    monkeypatch.setenv("CAFFELITE_NUM_THREADS", "2")
+    seen = []
+    threads.over_batch(8, lambda lo, hi: seen.append((lo, hi)), elements=threads.MIN_ELEMENTS, minimum=10**9)
+    assert seen == [(0, 8)]
+    threads.over_batch(8, lambda lo, hi: seen.append((lo, hi)), elements=100, minimum=100)
+    assert sorted(seen[1:]) == [(0, 4), (4, 8)]
+
+
 def test_an_error_in_any_slice_reaches_the_caller(forced):
     def body(lo, hi):
         if lo > 0:
