@@ -8,13 +8,18 @@ from caffelite.function import Function, register_layer
 from caffelite.layers._axis import canonical_axis, count
 from caffelite.layers._im2col import Workspace
 
-# With few rows (a deploy net's 10 images, a solver's 64) the products are thin and OpenBLAS streams W through
-# memory at a fraction of the bandwidth a plain read reaches; computed a block of W's rows at a time, each
-# block is read once and used while in cache. Measured on this project's 2-core machine, CaffeNet fc6 (4096 x
+# With few rows (a deploy net's 10 images, a solver's 64) the products are thin and OpenBLAS streams a large W
+# through memory at a fraction of the bandwidth a plain read reaches; computed a block of W's rows at a time,
+# each block is read once and used while in cache. Measured on the 2-core Xeon machine, CaffeNet fc6 (4096 x
 # 9216) at 10 rows: forward 30 ms -> 16-17 ms, weight gradient 69 -> 48 ms; fc7 forward 12.8 -> 6.6 ms. At 128
 # rows the two ways cost the same, at 256 the blocks are slower. The input gradient gains nothing from blocks.
+# A W that stays in cache gains nothing either and pays for the extra products: in-process A/B on the 2-core AMD
+# VM (forward + backward ms, one product vs blocks), LeNet's ip1 (500 x 800, 1.6 MB) at 64 rows 1.62 vs 1.96,
+# 1000 x 1024 (4 MB) at 10 rows 1.81 vs 2.07, 1024 x 2048 (8 MB) even, 1000 x 4096 (16 MB) at 10 rows 8.83 vs
+# 8.13, fc6 (151 MB) at 10 rows 104 vs 74 ms. So only a W larger than BLOCKED_WEIGHT_BYTES takes blocks.
 SMALL_BATCH = 64
 WEIGHT_BLOCK = 256
+BLOCKED_WEIGHT_BYTES = 1 << 23
 
 
 @register_layer("InnerProduct")
@@ -52,7 +57,8 @@ class InnerProduct(Function):
             )
         self.rows = count(shape, 0, axis)
         top[0].reshape(shape[:axis] + (self.num_output,))
-        self._by_blocks = self.rows <= SMALL_BATCH and not self.transpose
+        self._by_blocks = (self.rows <= SMALL_BATCH and not self.transpose
+                           and self.params[0].data.nbytes > BLOCKED_WEIGHT_BYTES)
 
     def forward(self, bottom, top):
         x = bottom[0].data.reshape(self.rows, self.inputs)

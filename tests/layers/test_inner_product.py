@@ -93,13 +93,18 @@ def test_num_output_is_required():
         make_layer('type: "InnerProduct"', [np.ones((2, 3))])
 
 
-# Small batches take W a block of rows at a time; these run both ways with blocks of 3 rows over 7 outputs (two
-# whole blocks and a partial one), so each product, its gradients and their accumulation cross block edges.
+# Small batches take a large W a block of rows at a time; these run both ways with blocks of 3 rows over 7 outputs
+# (two whole blocks and a partial one), so each product, its gradients and their accumulation cross block edges.
 WAYS = {"blocks": 64, "one product": 0}
 
 
+@pytest.fixture
+def any_weight_blocked(monkeypatch):
+    monkeypatch.setattr(inner_product, "BLOCKED_WEIGHT_BYTES", 0)
+
+
 @pytest.mark.parametrize("way", WAYS)
-def test_small_batch_blocks_forward(way, monkeypatch):
+def test_small_batch_blocks_forward(way, monkeypatch, any_weight_blocked):
     monkeypatch.setattr(inner_product, "WEIGHT_BLOCK", 3)
     monkeypatch.setattr(inner_product, "SMALL_BATCH", WAYS[way])
     x = np.random.default_rng(3).normal(size=(4, 2, 3))
@@ -110,7 +115,7 @@ def test_small_batch_blocks_forward(way, monkeypatch):
 
 
 @pytest.mark.parametrize("way", WAYS)
-def test_small_batch_blocks_gradients(way, monkeypatch):
+def test_small_batch_blocks_gradients(way, monkeypatch, any_weight_blocked):
     monkeypatch.setattr(inner_product, "WEIGHT_BLOCK", 3)
     monkeypatch.setattr(inner_product, "SMALL_BATCH", WAYS[way])
     x = np.random.default_rng(4).normal(size=(3, 5))
@@ -124,7 +129,7 @@ def test_small_batch_blocks_gradients(way, monkeypatch):
     np.testing.assert_allclose(layer.params[0].grad, 1 + top[0].grad.T @ x, rtol=1e-12)
 
 
-def test_small_batch_float32_matches_the_one_product(monkeypatch):
+def test_small_batch_float32_matches_the_one_product(any_weight_blocked):
     rng = np.random.default_rng(6)
     x = rng.normal(size=(10, 600)).astype(np.float32)
     layer, bottom, top = make_layer(ip_text(num_output=700), [x], dtype=np.float32)
@@ -135,3 +140,13 @@ def test_small_batch_float32_matches_the_one_product(monkeypatch):
     top[0].grad[...] = rng.normal(size=top[0].shape)
     layer.backward(top, [True], bottom)
     np.testing.assert_allclose(layer.params[0].grad, top[0].grad.T.astype(np.float64) @ x, rtol=1e-4, atol=1e-3)
+
+
+def test_only_a_weight_matrix_too_large_for_the_cache_is_taken_in_blocks():
+    def blocked(num_output, inputs, rows):
+        return make_layer(ip_text(num_output=num_output), [np.zeros((rows, inputs))], dtype=np.float32)[0]._by_blocks
+
+    assert blocked(2048, 1025, 10)  # 8.4 MB of float32 weights
+    assert not blocked(2048, 1024, 10)  # 8 MB
+    assert not blocked(500, 800, 64)  # LeNet's ip1
+    assert not blocked(2048, 1025, 65)  # more rows than SMALL_BATCH
