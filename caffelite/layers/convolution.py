@@ -28,8 +28,8 @@ class Convolution(ConvolutionBase):
         super().setup(bottom, top)
         self._bordered_diff = BorderedInput(fill=0)
 
-    def reshape(self, bottom, top):
-        super().reshape(bottom, top)
+    def _plan(self, bottom):
+        super()._plan(bottom)
         # 1x1 kernels with stride 1 and no padding need no columns: the input already is the column matrix.
         self._pointwise = (self.group == 1 and all(k == 1 for k in self.kernel) and all(s == 1 for s in self.stride)
                            and not any(self.pad))

@@ -394,6 +394,28 @@ def test_reshape_follows_the_input_but_keeps_channels():
         layer.reshape(bottom, top)
 
 
+def test_the_plan_is_worked_out_again_only_when_the_input_shape_or_need_backward_changes(monkeypatch):
+    layer, bottom, top = make_layer(conv_text("num_output: 2 kernel_size: 3"), [np.ones((2, 3, 7, 7))])
+    plans = []
+    plan = layer._plan
+    monkeypatch.setattr(layer, "_plan", lambda b: (plans.append(b[0].shape), plan(b)))
+    layer.reshape(bottom, top)
+    assert plans == []
+    top[0].reshape(1)  # a top reshaped by someone else gets its shape back
+    layer.reshape(bottom, top)
+    assert top[0].shape == (2, 2, 5, 5) and plans == []
+    bottom[0].reshape(4, 3, 9, 9)
+    bottom[0].data[...] = np.random.default_rng(16).normal(size=(4, 3, 9, 9))
+    layer.reshape(bottom, top)
+    assert top[0].shape == (4, 2, 7, 7) and plans == [(4, 3, 9, 9)]
+    layer.need_backward = False
+    layer.reshape(bottom, top)
+    assert plans == [(4, 3, 9, 9)] * 2
+    (y,) = run_forward(layer, bottom, top)
+    expected = reference(bottom[0].data, layer.params[0].data, layer.params[1].data, (0, 0), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(y, expected, rtol=1e-12)
+
+
 @pytest.mark.parametrize(
     "options, shape, message",
     [
