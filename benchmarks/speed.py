@@ -1,6 +1,7 @@
 """caffelite's speed on the classic models, side by side with PyTorch when it is installed.
 
     python benchmarks/speed.py [--rows lenet,cifar10,caffenet,googlenet,nsfw] [--repeats 20] [--json out.json]
+                               [--caffe path/to/caffe]
 
 Rows:
   lenet-train      one full solver iteration (forward, backward, SGD update) of models/lenet, batch 64
@@ -18,6 +19,10 @@ net and running one pass (tracemalloc) against the sum of weights and activation
 With PyTorch installed (`pip install -e '.[bench]'`), each row is also built in torch from the same layers and
 weights (benchmarks/torch_net.py), its outputs are checked against caffelite's, and the time ratio
 caffelite/PyTorch is printed, both measured in this same run.
+
+With --caffe naming a BVLC Caffe `caffe` binary, each row's net (Input layers as above) is also timed by
+`caffe time` right after caffelite's turn: a forward row against Caffe's average forward pass, the others against
+its average forward-backward (Caffe's `time` has no solver update: the training rows' Caffe time leaves it out).
 """
 
 import argparse
@@ -25,8 +30,11 @@ import gc
 import json
 import os
 import platform
+import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from dataclasses import asdict, dataclass
@@ -36,6 +44,7 @@ from pathlib import Path
 # OpenBLAS's threads keep spinning after each of caffelite's products and slow down torch's turn in the alternation.
 import caffelite  # noqa: F401,I001
 import numpy as np
+from google.protobuf import text_format
 
 from caffelite import device
 from caffelite.io.prototxt import read_net_text, read_solver_text
@@ -86,6 +95,8 @@ class Row:
     torch_ms: float = None
     ratio: float = None
     max_difference: float = None
+    caffe_ms: float = None
+    caffe_ratio: float = None
 
 
 # -- building the nets --------------------------------------------------------------------------------
@@ -136,7 +147,8 @@ def random_weights(net, rng):
                 param.data[...] = rng.standard_normal(param.shape, dtype=np.float32) * 0.01
 
 
-def build_deploy(model, batch, rng, force_backward):
+def deploy_param(model, batch, force_backward):
+    """The deploy net with Input layers of `batch` images."""
     param = read_net_text(str(model.path))
     param.force_backward = force_backward
     net_param = with_inputs(param, TEST, model.input_shape, batch)
@@ -144,7 +156,11 @@ def build_deploy(model, batch, rng, force_backward):
         if layer.type == "Input":
             del layer.input_param.shape[:]
             layer.input_param.shape.add().dim.extend((batch,) + tuple(model.input_shape))
-    net = Net(net_param, TEST)
+    return net_param
+
+
+def build_deploy(model, batch, rng, force_backward):
+    net = Net(deploy_param(model, batch, force_backward), TEST)
     if model.weights:
         net.copy_from(str(model.weights))
     else:
@@ -252,7 +268,41 @@ def train_row(model, args, peak, torch_module):
     times = timed(steps, args.repeats)
     row = _row(f"{model.name}-train", model.batch, times[0], layer_flops(solver.net, backward=True), peak)
     _compare(row, times, difference)
+    if args.caffe:
+        _against_caffe(row, caffe_time(args.caffe, solver.param.net_param, "TRAIN", args.repeats)[1])
     return [row]
+
+
+def _against_caffe(row, caffe_ms):
+    row.caffe_ms, row.caffe_ratio = caffe_ms, row.ms / caffe_ms
+
+
+def caffe_time(binary, net_param, phase, iterations, runs=3):
+    """BVLC Caffe's `caffe time` on the same net: the median over `runs` runs of its mean forward and mean
+    forward-backward milliseconds over `iterations` passes (after one untimed pass). Caffe runs in a process of its
+    own, after caffelite's turn, so a slow spell of the machine cannot be shared out as it is between caffelite
+    and torch; several runs keep one spell from deciding. Caffe's weights are its fillers' (zero where a deploy
+    prototxt names none), which leaves the work of a pass unchanged."""
+    with tempfile.TemporaryDirectory() as folder:
+        model = Path(folder) / "net.prototxt"
+        model.write_text(text_format.MessageToString(net_param))
+        command = [str(binary), "time", f"-model={model}", f"-phase={phase}", f"-iterations={iterations}"]
+        times = [_caffe_run(command, net_param.name) for _ in range(runs)]
+    return tuple(statistics.median(column) for column in zip(*times))
+
+
+def _caffe_run(command, name):
+    try:
+        run = subprocess.run(command, capture_output=True, text=True)
+    except OSError as error:
+        raise SystemExit(f"--caffe: cannot run {command[0]}: {error.strerror}") from None
+    log = run.stdout + run.stderr
+    times = [re.search(rf"Average {average}: ([-+.\deE]+) ms", log) for average in ("Forward pass", "Forward-Backward")]
+    if run.returncode or not all(times):
+        tail = "\n".join(log.strip().splitlines()[-5:])
+        raise SystemExit(f"--caffe: `{' '.join(command[:2])}` on {name or 'the net'} failed "
+                         f"(exit status {run.returncode}):\n{tail}")
+    return tuple(float(match.group(1)) for match in times)
 
 
 def _compare(row, times, difference):
@@ -323,6 +373,9 @@ def deploy_rows(model, args, peak, torch_module):
         row.memory_mb = memory / 2**20
         row.memory_ratio = memory / held_bytes(net, backward)
         _compare(row, times, difference)
+        if args.caffe:
+            caffe = caffe_time(args.caffe, deploy_param(model, model.batch, backward), "TEST", args.repeats)
+            _against_caffe(row, caffe[1] if backward else caffe[0])
         rows.append(row)
     return rows
 
@@ -365,13 +418,15 @@ def print_table(rows, peak, out=None):
     spin = device.openblas_thread_timeout()
     spin = f"; OpenBLAS idle threads spin 2^{spin} clock ticks" if spin is not None else ""
     print(f"matrix-multiply peak (float32, 2048^3): {peak:.0f} GFLOP/s{spin}", file=out)
+    caffe = any(r.caffe_ms is not None for r in rows)
     header = (f"{'row':28} {'ms':>9} {'img/s':>8} {'GFLOP/s':>8} {'%peak':>6} {'mem MB':>8} {'mem/held':>8} "
-              f"{'torch ms':>9} {'ratio':>6} {'max |diff|':>10}")
+              f"{'torch ms':>9} {'ratio':>6} {'max |diff|':>10}" + (f" {'caffe ms':>9} {'/caffe':>6}" if caffe else ""))
     print(header, file=out)
     for r in rows:
         print(f"{r.name:28} {r.ms:9.2f} {r.images_per_s:8.0f} {r.gflops:8.1f} {100 * r.peak_share:6.1f} "
               f"{_opt(r.memory_mb, '8.0f')} {_opt(r.memory_ratio, '8.2f')} {_opt(r.torch_ms, '9.2f')} "
-              f"{_opt(r.ratio, '6.2f')} {_opt(r.max_difference, '10.2e')}", file=out)
+              f"{_opt(r.ratio, '6.2f')} {_opt(r.max_difference, '10.2e')}"
+              + (f" {_opt(r.caffe_ms, '9.2f')} {_opt(r.caffe_ratio, '6.2f')}" if caffe else ""), file=out)
 
 
 def _opt(value, spec):
@@ -386,7 +441,10 @@ def main(argv=None):
     parser.add_argument("--conformance", type=Path, default=CONFORMANCE, help="shared/conformance folder")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--caffe", type=Path, help="a BVLC Caffe `caffe` binary: time each row with `caffe time` too")
     args = parser.parse_args(argv)
+    if args.caffe and not (args.caffe.is_file() and os.access(args.caffe, os.X_OK)):
+        parser.error(f"--caffe: {args.caffe} is not an executable file")
     torch_module = None
     if not args.no_torch:
         try:

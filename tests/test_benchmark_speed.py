@@ -52,13 +52,13 @@ def test_flops_are_the_multiply_adds_of_lenet(speed):
 
 def test_deploy_rows_measure_memory_against_what_the_net_holds(speed):
     model = speed.Model("lenet-deploy", "deploy", LENET / "lenet.prototxt", (1, 28, 28), 10)
-    args = type("Args", (), {"repeats": 1})()
+    args = speed.argparse.Namespace(repeats=1, caffe=None)
     rows = speed.deploy_rows(model, args, peak=100.0, torch_module=None)
     assert [row.name for row in rows] == ["lenet-deploy-forward", "lenet-deploy-forward+backward"]
     for row in rows:
         assert row.ms > 0 and row.images_per_s == pytest.approx(10 / (row.ms / 1000))
         assert row.memory_ratio >= 1.0  # the peak includes everything the net holds
-        assert row.torch_ms is None and row.ratio is None
+        assert row.torch_ms is None and row.ratio is None and row.caffe_ms is None
 
 
 def test_what_the_net_holds_counts_a_shared_array_once(speed):
@@ -109,3 +109,61 @@ def test_an_unknown_row_is_refused_naming_the_models(speed, capsys):
     assert stop.value.code == 2
     assert "--rows: no model named lenet-train (the models: lenet,cifar10,caffenet,googlenet,nsfw)" in \
         capsys.readouterr().err
+
+
+FAKE_CAFFE = """#!{python}
+import sys
+from pathlib import Path
+args = dict(arg.lstrip("-").split("=", 1) for arg in sys.argv[2:])
+assert sys.argv[1] == "time" and 'type: "Input"' in Path(args["model"]).read_text()
+with open({calls!r}, "a") as calls:
+    calls.write(" ".join([args["phase"], args["iterations"], Path(args["model"]).read_text().split(chr(10))[0]]) + chr(10))
+if {fail!r}:
+    print("F1207 net.cpp:42] Check failed: something Caffe did not like", file=sys.stderr)
+    sys.exit(1)
+run = len(open({calls!r}).read().splitlines()) % 3  # three runs a row: the median is the first one's
+print(f"I1207 caffe.cpp:408] Average Forward pass: {{[5, 12.5, 30][run]}} ms.", file=sys.stderr)
+print("I1207 caffe.cpp:410] Average Backward pass: 7.5 ms.", file=sys.stderr)
+print(f"I1207 caffe.cpp:412] Average Forward-Backward: {{[10, 20, 40][run]}} ms.", file=sys.stderr)
+"""
+
+
+def fake_caffe(tmp_path, fail=False):
+    binary, calls = tmp_path / "caffe", tmp_path / "calls.txt"
+    binary.write_text(FAKE_CAFFE.format(python=sys.executable, calls=str(calls), fail=fail))
+    binary.chmod(0o755)
+    return binary, calls
+
+
+def test_caffe_times_the_same_net_and_its_ratio_is_printed(speed, tmp_path, capsys):
+    binary, calls = fake_caffe(tmp_path)
+    out = tmp_path / "speed.json"
+    speed.main(["--rows", "lenet", "--repeats", "2", "--no-torch", "--caffe", str(binary), "--json", str(out)])
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["caffe_ms"] == 20.0 and row["caffe_ratio"] == pytest.approx(row["ms"] / 20.0)  # forward-backward
+    assert calls.read_text() == 'TRAIN 2 name: "LeNet"\n' * 3
+    printed = capsys.readouterr().out
+    assert "caffe ms" in printed and "20.00" in printed
+
+
+def test_a_deploy_forward_row_takes_caffes_forward_pass(speed, tmp_path):
+    binary, calls = fake_caffe(tmp_path)
+    model = speed.Model("tiny", "deploy", tmp_path / "tiny.prototxt", (1, 4, 4), 2)
+    model.path.write_text('name: "tiny" input: "data" input_shape { dim: 1 dim: 1 dim: 4 dim: 4 } '
+                          'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" '
+                          'inner_product_param { num_output: 3 } }')
+    args = speed.argparse.Namespace(repeats=1, caffe=binary)
+    forward, both = speed.deploy_rows(model, args, peak=100.0, torch_module=None)
+    assert (forward.caffe_ms, both.caffe_ms) == (12.5, 20.0)
+    assert calls.read_text() == 'TEST 1 name: "tiny"\n' * 6
+
+
+def test_a_failing_or_missing_caffe_is_a_clear_error(speed, tmp_path, capsys):
+    binary, _ = fake_caffe(tmp_path, fail=True)
+    with pytest.raises(SystemExit, match=r"(?s)--caffe: `.*caffe time` on LeNet failed \(exit status 1\):"
+                                         r".*Check failed: something Caffe did not like"):
+        speed.main(["--rows", "lenet", "--repeats", "1", "--no-torch", "--caffe", str(binary)])
+    with pytest.raises(SystemExit) as stop:
+        speed.main(["--rows", "lenet", "--no-torch", "--caffe", str(tmp_path / "nowhere")])
+    assert stop.value.code == 2
+    assert f"--caffe: {tmp_path / 'nowhere'} is not an executable file" in capsys.readouterr().err
