@@ -116,8 +116,9 @@ import sys
 from pathlib import Path
 args = dict(arg.lstrip("-").split("=", 1) for arg in sys.argv[2:])
 assert sys.argv[1] == "time" and 'type: "Input"' in Path(args["model"]).read_text()
+first_line = Path(args["model"]).read_text().split(chr(10))[0]
 with open({calls!r}, "a") as calls:
-    calls.write(" ".join([args["phase"], args["iterations"], Path(args["model"]).read_text().split(chr(10))[0]]) + chr(10))
+    calls.write(" ".join([args["phase"], args["iterations"], first_line]) + chr(10))
 if {fail!r}:
     print("F1207 net.cpp:42] Check failed: something Caffe did not like", file=sys.stderr)
     sys.exit(1)

@@ -158,8 +158,8 @@ class ConvolutionBase(Function):
         # they do: one product per image instead reads and writes those blobs as they are, (n, O, P), and the
         # weight gradient sums the images' products. Our threads split the images, which pays only while each
         # product is small (larger ones get BLAS threads of their own, and the two contend): CIFAR-10's conv1
-        # (2.5 M multiply-adds per image) is twice as slow that way. In-process A/B at batch 64, LeNet conv1: forward 3.0 -> 1.9 ms, backward 3.1 -> 1.7 ms;
-        # the whole LeNet iteration 40.9 -> 36.1 ms.
+        # (2.5 M multiply-adds per image) is twice as slow that way. In-process A/B at batch 64, LeNet conv1:
+        # forward 3.0 -> 1.9 ms, backward 3.1 -> 1.7 ms; the whole LeNet iteration 40.9 -> 36.1 ms.
         weights = self.out_channels * self.col_channels * count(self.kernel)
         self._image_products = (self.group == 1 and not self._batch_last and weights <= IMAGE_PRODUCTS_MAX_WEIGHTS
                                 and weights * count(self.conv_shape) <= IMAGE_PRODUCT_MAX_SIZE)
