@@ -44,10 +44,9 @@ from pathlib import Path
 # OpenBLAS's threads keep spinning after each of caffelite's products and slow down torch's turn in the alternation.
 import caffelite  # noqa: F401,I001
 import numpy as np
-from google.protobuf import text_format
 
 from caffelite import device
-from caffelite.io.prototxt import read_net_text, read_solver_text
+from caffelite.io.prototxt import read_net_text, read_solver_text, write_text
 from caffelite.net import Net
 from caffelite.phase import TEST, TRAIN
 from caffelite.proto import caffe_pb2
@@ -285,7 +284,7 @@ def caffe_time(binary, net_param, phase, iterations, runs=3):
     prototxt names none), which leaves the work of a pass unchanged."""
     with tempfile.TemporaryDirectory() as folder:
         model = Path(folder) / "net.prototxt"
-        model.write_text(text_format.MessageToString(net_param))
+        write_text(net_param, model)
         command = [str(binary), "time", f"-model={model}", f"-phase={phase}", f"-iterations={iterations}"]
         times = [_caffe_run(command, net_param.name) for _ in range(runs)]
     return tuple(statistics.median(column) for column in zip(*times))
