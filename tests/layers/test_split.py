@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import caffelite.layers._threads as threads
 from caffelite.errors import NetError
 from layer_harness import check_gradients, make_layer, run_forward
 
@@ -53,3 +54,26 @@ def test_tops_share_the_bottom_array_as_caffe_does():
 def test_in_place_is_refused():
     with pytest.raises(NetError, match="in place"):
         make_layer('type: "Split" bottom: "x" top: "x"', [np.zeros(3)])
+
+
+@pytest.mark.parametrize("num_top", [1, 2, 3])
+def test_backward_sums_the_same_bits_on_several_threads(num_top, monkeypatch):
+    """The diffs are summed in top order, slice by slice on the threads, into the bottom's diff."""
+    x = np.random.default_rng(0).normal(size=(5, 3, 4)).astype(np.float32)
+    grads = [np.random.default_rng(i + 1).normal(size=x.shape).astype(np.float32) for i in range(num_top)]
+    sums = []
+    for count, minimum in [("1", threads.MIN_ELEMENTS), ("3", 0)]:
+        monkeypatch.setenv("CAFFELITE_NUM_THREADS", count)
+        monkeypatch.setattr(threads, "MIN_ELEMENTS", minimum)
+        layer, bottom, top = make_layer(split_text(num_top), [x], dtype=np.float32)
+        run_forward(layer, bottom, top)
+        for tensor, grad in zip(top, grads):
+            tensor.grad[...] = grad
+        bottom[0].grad[...] = np.nan
+        layer.backward(top, [True], bottom)
+        sums.append(bottom[0].grad.copy())
+    expected = grads[0].copy()
+    for grad in grads[1:]:
+        expected += grad
+    for result in sums:
+        np.testing.assert_array_equal(result, expected)
