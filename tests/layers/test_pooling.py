@@ -535,3 +535,26 @@ def test_only_max_windows_that_tile_the_input_take_the_in_place_path():
     assert not tiles("pool: MAX kernel_size: 2 stride: 2 pad: 1", (1, 1, 6, 6))
     assert not tiles("pool: MAX kernel_size: 3 stride: 2", (1, 1, 7, 7))
     assert not tiles("pool: AVE kernel_size: 2 stride: 2", (1, 1, 6, 8))
+
+
+@pytest.mark.parametrize("options, shape", SINGLE_WINDOWS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_single_window_ave_backward_spreads_the_diff_over_the_window_as_the_general_path(options, shape, dtype,
+                                                                                         monkeypatch):
+    x = np.random.default_rng(8).normal(size=shape)
+    layer, bottom, top = make_layer(pool_text(f"pool: AVE {options}"), [x], dtype=dtype)
+    run_forward(layer, bottom, top)
+    top[0].grad[...] = np.random.default_rng(9).normal(size=top[0].shape)
+    bottom[0].grad[...] = np.nan  # every cell is written, those past the window with zeros
+    layer.backward(top, [True], bottom)
+    fast = bottom[0].grad.copy()
+    kernel = layer.kernel
+    expected = np.zeros(shape, dtype)
+    expected[:, :, :kernel[0], :kernel[1]] = top[0].grad / dtype(kernel[0] * kernel[1])
+    np.testing.assert_array_equal(fast, expected)
+    monkeypatch.setattr(layer, "_single_window", False)
+    layer.backward(top, [True], bottom)
+    np.testing.assert_array_equal(fast, bottom[0].grad)
+    if dtype == np.float64:
+        monkeypatch.setattr(layer, "_single_window", True)
+        check_gradients(layer, bottom, top)

@@ -96,6 +96,7 @@ LAYERS = [
     ('type: "Scale" scale_param { bias_term: true filler { type: "gaussian" } bias_filler { type: "gaussian" } }',
      (5, 3, 4, 4)),
     ('type: "BatchNorm" batch_norm_param { use_global_stats: true }', (5, 3, 4, 4)),
+    ('type: "Pooling" pooling_param { pool: AVE global_pooling: true }', (5, 3, 4, 4)),
 ]
 
 
