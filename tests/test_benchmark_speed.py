@@ -116,9 +116,10 @@ import sys
 from pathlib import Path
 args = dict(arg.lstrip("-").split("=", 1) for arg in sys.argv[2:])
 assert sys.argv[1] == "time" and 'type: "Input"' in Path(args["model"]).read_text()
-first_line = Path(args["model"]).read_text().split(chr(10))[0]
+text = Path(args["model"]).read_text()
+backward = "force_backward" if "force_backward: true" in text else "-"
 with open({calls!r}, "a") as calls:
-    calls.write(" ".join([args["phase"], args["iterations"], first_line]) + chr(10))
+    calls.write(" ".join([args["phase"], args["iterations"], backward, text.split(chr(10))[0]]) + chr(10))
 if {fail!r}:
     print("F1207 net.cpp:42] Check failed: something Caffe did not like", file=sys.stderr)
     sys.exit(1)
@@ -142,12 +143,12 @@ def test_caffe_times_the_same_net_and_its_ratio_is_printed(speed, tmp_path, caps
     speed.main(["--rows", "lenet", "--repeats", "2", "--no-torch", "--caffe", str(binary), "--json", str(out)])
     (row,) = json.loads(out.read_text())["rows"]
     assert row["caffe_ms"] == 20.0 and row["caffe_ratio"] == pytest.approx(row["ms"] / 20.0)  # forward-backward
-    assert calls.read_text() == 'TRAIN 2 name: "LeNet"\n' * 3
+    assert calls.read_text() == 'TRAIN 2 - name: "LeNet"\n' * 3
     printed = capsys.readouterr().out
     assert "caffe ms" in printed and "20.00" in printed
 
 
-def test_a_deploy_forward_row_takes_caffes_forward_pass(speed, tmp_path):
+def test_deploy_rows_take_caffes_forward_pass_and_forward_backward_of_one_force_backward_timing(speed, tmp_path):
     binary, calls = fake_caffe(tmp_path)
     model = speed.Model("tiny", "deploy", tmp_path / "tiny.prototxt", (1, 4, 4), 2)
     model.path.write_text('name: "tiny" input: "data" input_shape { dim: 1 dim: 1 dim: 4 dim: 4 } '
@@ -156,7 +157,7 @@ def test_a_deploy_forward_row_takes_caffes_forward_pass(speed, tmp_path):
     args = speed.argparse.Namespace(repeats=1, caffe=binary)
     forward, both = speed.deploy_rows(model, args, peak=100.0, torch_module=None)
     assert (forward.caffe_ms, both.caffe_ms) == (12.5, 20.0)
-    assert calls.read_text() == 'TEST 1 name: "tiny"\n' * 6
+    assert calls.read_text() == 'TEST 1 force_backward name: "tiny"\n' * 3
 
 
 def test_a_failing_or_missing_caffe_is_a_clear_error(speed, tmp_path, capsys):
