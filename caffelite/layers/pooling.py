@@ -1,5 +1,7 @@
 """Spatial pooling over (N, C, H, W): MAX (with an optional argmax top), AVE and STOCHASTIC."""
 
+import itertools
+
 import numpy as np
 
 from caffelite.errors import NetError, ShapeError
@@ -125,10 +127,19 @@ class Pooling(Function):
             # offset (int8 instead of int16: CIFAR-10 quick's 3x3/2 pool1 winner search 16.5-19.5 -> 13.2-14.1 ms).
             self._winner_dtype = next(t for t in (np.int8, np.int16, np.int32)
                                       if len(self._offsets) <= np.iinfo(t).max)
-            # Kernel == stride: each kernel offset reads a stride phase of its own from its first cell (LeNet's 2x2/2
-            # pools), so backward stores each offset's share into its phase instead of zeroing and adding
-            # (in-process, batch 64: LeNet pool1 backward 5.8 -> 2.1-3.8 ms, pool2 2.4 -> 1.1 ms).
-            self._offsets_own_phases = self.kernel == self.stride
+            # The first kernel offset (in scan order) of each stride phase reads that phase from its first cell, so
+            # its run covers every cell of the phase: backward stores its share there and adds the other offsets'
+            # shares on top, instead of zeroing the phases first. Only phases that no offset reads (kernel < stride)
+            # are zeroed. With kernel == stride every offset stores (in-process, batch 64: LeNet pool1 backward
+            # 5.8 -> 2.1-3.8 ms, pool2 2.4 -> 1.1 ms); 3x3/2 windows store 4 of their 9 offsets (alone, two runs
+            # each: nsfw's pool1 at batch 10, backward 25.2-27.9 -> 17.7-21.6 ms; CIFAR-10 quick's pool1 at batch
+            # 100, 9.0-11.0 -> 7.5-8.4 ms).
+            firsts = {}
+            for index, offset in enumerate(kernel_offsets(self.kernel)):
+                firsts.setdefault(tuple(k % s for k, s in zip(offset, self.stride)), index)
+            self._stores = [index in firsts.values() for index in range(len(self._offsets))]
+            self._unread_phases = [number for number, phase in enumerate(itertools.product(
+                *(range(s) for s in self.stride))) if phase not in firsts]
             # Windows that tile the input (kernel == stride, no padding, no overhang: LeNet's and VGG's 2x2/2): each
             # kernel offset is a strided view of the blob itself, so MAX with winners reads the input and its
             # backward writes the input diff in place, with no phase layout to load and unload. In-process A/B on
@@ -364,10 +375,9 @@ class Pooling(Function):
         in_place = self._outputs_fill_wide and self.method == _POOL.MAX
         dy = top[0].grad if in_place else self._wide("dy")
         grad = self._work.get("grad", (self._phases.length,), self.dtype)
-        disjoint = self._offsets_own_phases
         if self.method != _POOL.AVE:  # MAX, and STOCHASTIC in TRAIN: the diff goes to the chosen cells
             hit = self._wide("hit", bool)
-            picked = None if disjoint else self._wide("picked")
+            picked = None if all(self._stores) else self._wide("picked")
         top_grad, bottom_grad = top[0].grad, bottom[0].grad
 
         def route(lo, hi):
@@ -376,17 +386,16 @@ class Pooling(Function):
                 # Zero where nothing is output, so that those positions add nothing.
                 d.fill(0)
                 d[self._phases.valid] = top_grad[lo:hi]
-            if not disjoint:
-                for phase in range(int(np.prod(self.stride))):
-                    self._read(grad, phase * self._phases.phase_length)[lo:hi].fill(0)
+            for phase in self._unread_phases:
+                self._read(grad, phase * self._phases.phase_length)[lo:hi].fill(0)
             if self.method == _POOL.AVE:
                 d /= self._area
-                for _, start in self._offsets:
-                    add_into(self._read(grad, start)[lo:hi], d, disjoint)
+                for (_, start), store in zip(self._offsets, self._stores):
+                    add_into(self._read(grad, start)[lo:hi], d, store)
             else:
                 targets = [self._read(grad, start)[lo:hi] for _, start in self._offsets]
                 self._route_to_winners(self._winner[lo:hi], d, targets, hit[lo:hi],
-                                       None if disjoint else picked[lo:hi])
+                                       None if picked is None else picked[lo:hi], self._stores)
             self._phases.unload(grad, bottom_grad, lo, hi)
 
         over_batch(len(top_grad), route, bottom[0].count)
@@ -399,18 +408,19 @@ class Pooling(Function):
         covered = tuple(o * s for o, s in zip(self.out_shape, self.stride))
 
         def route(lo, hi):
-            self._route_to_winners(self._winner[lo:hi], dy[lo:hi], [c[lo:hi] for c in cells], hit[lo:hi], None)
+            self._route_to_winners(self._winner[lo:hi], dy[lo:hi], [c[lo:hi] for c in cells], hit[lo:hi], None,
+                                   self._stores)
             dx[lo:hi, :, covered[0]:] = 0
             dx[lo:hi, :, :covered[0], covered[1]:] = 0
 
         over_batch(len(dx), route, dx.size, _TILES_THREADED)
 
-    def _route_to_winners(self, winner, dy, targets, hit, picked):
-        """Each top diff goes to its window's winner: targets[i] is kernel offset i's cells. `picked` None: the
-        offsets' cells do not overlap (kernel == stride), so each share is stored rather than added."""
-        for index, target in enumerate(targets):
+    def _route_to_winners(self, winner, dy, targets, hit, picked, stores):
+        """Each top diff goes to its window's winner: targets[i] is kernel offset i's cells, where its share is
+        stored if stores[i], else added through the scratch `picked` (None when every share is stored)."""
+        for index, (target, store) in enumerate(zip(targets, stores)):
             np.equal(winner, index, out=hit)
-            if picked is None:
+            if store:
                 np.multiply(dy, hit, out=target)
             else:
                 np.multiply(dy, hit, out=picked)

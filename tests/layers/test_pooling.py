@@ -413,10 +413,15 @@ def test_forward_only_max_of_nan_and_minus_infinity_is_caffes_starting_value():
 
 
 # -- kernel == stride: each kernel offset owns a stride phase, so backward stores instead of adding --------------
-OWN_PHASES = [((2, 3, 6, 8), (2, 2), (2, 2), (0, 0), True),  # every wide position an output: the diff as it is
-              ((1, 2, 7, 7), (2, 2), (2, 2), (0, 0), False),  # the last row and column are in no window
-              ((2, 2, 5, 5), (2, 2), (2, 2), (1, 1), True),
-              ((1, 2, 7, 8), (3, 2), (3, 2), (1, 0), True)]
+# (case, which offsets store their share: the first of each stride phase in scan order)
+STORING = [(((2, 3, 6, 8), (2, 2), (2, 2), (0, 0), True), [True] * 4),  # every wide position an output
+           (((1, 2, 7, 7), (2, 2), (2, 2), (0, 0), False), [True] * 4),  # the last row and column are in no window
+           (((2, 2, 5, 5), (2, 2), (2, 2), (1, 1), True), [True] * 4),
+           (((1, 2, 7, 8), (3, 2), (3, 2), (1, 0), True), [True] * 6),
+           (((2, 2, 9, 8), (3, 3), (2, 2), (0, 0), True), [True, True, False, True, True, False, False, False, False]),
+           (((1, 2, 8, 9), (3, 3), (2, 2), (1, 1), True), [True, True, False, True, True, False, False, False, False]),
+           (((1, 2, 9, 9), (2, 3), (1, 2), (0, 1), False), [True, True, False, False, False, False]),
+           (((2, 1, 8, 8), (2, 2), (3, 3), (0, 0), True), [True] * 4)]  # phases no offset reads get zeros
 
 
 def reference_gradient(x, method, dy, kernel, stride, pad, ceil):
@@ -434,13 +439,13 @@ def reference_gradient(x, method, dy, kernel, stride, pad, ceil):
     return grad
 
 
-@pytest.mark.parametrize("case", OWN_PHASES, ids=str)
+@pytest.mark.parametrize("case, stores", STORING, ids=str)
 @pytest.mark.parametrize("method", ["MAX", "AVE"])
-def test_kernel_equal_to_stride_backward_stores_every_cell_afresh(case, method):
+def test_backward_stores_the_first_share_of_each_phase_and_adds_the_others(case, stores, method):
     shape, kernel, stride, pad, ceil = case
     x = distinct_values(shape, seed=9)
     layer, bottom, top = make_layer(pool_text(f"pool: {method} " + case_options(*case[1:])), [x])
-    assert layer._offsets_own_phases
+    assert layer._stores == stores
     run_forward(layer, bottom, top)
     rng = np.random.default_rng(10)
     for _ in range(2):  # the second pass finds the first one's values in every scratch buffer
@@ -453,11 +458,13 @@ def test_kernel_equal_to_stride_backward_stores_every_cell_afresh(case, method):
     np.testing.assert_array_equal(top[0].grad, dy)  # MAX reads the diff in place: it must stay as it was
 
 
-def test_kernel_equal_to_stride_is_told_apart_from_overlapping_windows():
-    layer, _, _ = make_layer(pool_text("pool: MAX kernel_size: 2 stride: 2"), [np.ones((1, 1, 6, 8))])
-    assert layer._offsets_own_phases and layer._outputs_fill_wide
+def test_phases_no_offset_reads_are_the_ones_zeroed_and_a_diff_filling_the_wide_shape_is_read_as_it_is():
+    layer, _, _ = make_layer(pool_text("pool: MAX kernel_size: 2 stride: 3"), [np.ones((1, 1, 8, 8))])
+    assert layer._unread_phases == [2, 5, 6, 7, 8]
     layer, _, _ = make_layer(pool_text("pool: MAX kernel_size: 3 stride: 2"), [np.ones((1, 1, 7, 7))])
-    assert not layer._offsets_own_phases
+    assert layer._unread_phases == [] and not layer._outputs_fill_wide
+    layer, _, _ = make_layer(pool_text("pool: MAX kernel_size: 2 stride: 2"), [np.ones((1, 1, 6, 8))])
+    assert layer._unread_phases == [] and layer._outputs_fill_wide
 
 
 def test_argmax_indices_of_a_wide_input_do_not_overflow_the_narrow_winner_type():
