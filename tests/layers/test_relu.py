@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+import caffelite.layers._threads as threads
+import caffelite.layers.relu as relu_module
 from layer_harness import check_gradients, make_layer, run_forward
 
 
@@ -58,3 +60,27 @@ def test_propagate_down_false_leaves_bottom_grad_alone():
     top[0].grad[...] = 1
     layer.backward(top, [False], bottom)
     assert np.all(bottom[0].grad == 7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("in_place", [False, True])
+def test_forward_in_chunks_gives_the_bits_of_max_with_zero(dtype, in_place, monkeypatch):
+    """The forward takes the maximum against a shared chunk of zeros, chunk by chunk: the last chunk short, NaN,
+    infinities and zeros of both signs as np.maximum(x, 0) gives them, on one thread and on several."""
+    monkeypatch.setattr(relu_module, "_CHUNK", 16)
+    monkeypatch.setattr(relu_module, "_zeros", {})
+    x = np.random.default_rng(3).normal(size=(3, 5, 7))
+    x.reshape(-1)[:8] = [-0.0, 0.0, np.nan, -np.nan, np.inf, -np.inf, -1e-30, 1e-30]
+    x = x.astype(dtype)
+    expected = np.maximum(x, 0)
+    names = 'bottom: "x" top: "x"' if in_place else 'bottom: "x" top: "y"'
+    for minimum in (threads.ELEMENTWISE_MIN_ELEMENTS, 0):
+        monkeypatch.setattr(threads, "ELEMENTWISE_MIN_ELEMENTS", minimum)
+        layer, bottom, top = make_layer(f'name: "r" type: "ReLU" {names}', [x], dtype=dtype)
+        (y,) = run_forward(layer, bottom, top)
+        bits = np.uint32 if dtype == np.float32 else np.uint64
+        np.testing.assert_array_equal(y.view(bits), expected.view(bits))
+    # A strided view (no flat slices) is rectified whole.
+    y = np.empty_like(x)[:, ::2]
+    relu_module._rectify(x[:, ::2], y)
+    np.testing.assert_array_equal(y, expected[:, ::2])

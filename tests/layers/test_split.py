@@ -62,9 +62,9 @@ def test_backward_sums_the_same_bits_on_several_threads(num_top, monkeypatch):
     x = np.random.default_rng(0).normal(size=(5, 3, 4)).astype(np.float32)
     grads = [np.random.default_rng(i + 1).normal(size=x.shape).astype(np.float32) for i in range(num_top)]
     sums = []
-    for count, minimum in [("1", threads.MIN_ELEMENTS), ("3", 0)]:
+    for count, minimum in [("1", threads.ELEMENTWISE_MIN_ELEMENTS), ("3", 0)]:
         monkeypatch.setenv("CAFFELITE_NUM_THREADS", count)
-        monkeypatch.setattr(threads, "MIN_ELEMENTS", minimum)
+        monkeypatch.setattr(threads, "ELEMENTWISE_MIN_ELEMENTS", minimum)
         layer, bottom, top = make_layer(split_text(num_top), [x], dtype=np.float32)
         run_forward(layer, bottom, top)
         for tensor, grad in zip(top, grads):

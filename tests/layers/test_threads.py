@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import caffelite.layers._threads as threads
+import caffelite.layers.relu as relu_module
 from layer_harness import make_layer, run_forward
 
 
@@ -13,6 +14,7 @@ from layer_harness import make_layer, run_forward
 def forced(monkeypatch):
     """Threads on for any size, three of them (uneven slices)."""
     monkeypatch.setattr(threads, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(threads, "ELEMENTWISE_MIN_ELEMENTS", 0)
     monkeypatch.setenv("CAFFELITE_NUM_THREADS", "3")
 
 
@@ -53,6 +55,21 @@ def test_a_pass_may_set_its_own_minimum(monkeypatch):
     assert seen == [(0, 8)]
     threads.over_batch(8, lambda lo, hi: seen.append((lo, hi)), elements=100, minimum=100)
     assert sorted(seen[1:]) == [(0, 4), (4, 8)]
+
+
+def test_elementwise_passes_take_their_own_minimum(monkeypatch):
+    monkeypatch.setenv("CAFFELITE_NUM_THREADS", "2")
+    names = []
+
+    def body(x):
+        names.append(threading.current_thread().name)
+        x += 1
+
+    small = np.zeros(threads.ELEMENTWISE_MIN_ELEMENTS - 1)
+    threads.elementwise(body, small)
+    assert names == [threading.current_thread().name] and np.all(small == 1)
+    threads.elementwise(body, small, minimum=len(small))
+    assert len(names) == 3 and any(name.startswith("caffelite-batch") for name in names[1:]) and np.all(small == 2)
 
 
 def test_an_error_in_any_slice_reaches_the_caller(forced):
@@ -115,6 +132,8 @@ def test_layers_give_the_same_bits_on_one_thread_and_on_several(text, shape, mon
     monkeypatch.setenv("CAFFELITE_NUM_THREADS", "1")
     alone = _forward_backward(text, shape)
     monkeypatch.setattr(threads, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(threads, "ELEMENTWISE_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(relu_module, "_BACKWARD_MIN_ELEMENTS", 0)
     monkeypatch.setenv("CAFFELITE_NUM_THREADS", "3")
     split = _forward_backward(text, shape)
     for a, b in zip(alone, split):
