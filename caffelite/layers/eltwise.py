@@ -56,11 +56,18 @@ class Eltwise(Function):
             self._forward_max(bottom, y)
 
     def _weighted_sum(self, y, *inputs):
-        if self.coeffs[0] == 1:
+        terms = list(zip(inputs, self.coeffs))
+        if len(terms) > 1 and self.coeffs[0] == 1 and self.coeffs[1] == 1:
+            # Caffe's 0 + x0 + x1 in one pass (ResNet's shortcut sums).
+            np.add(inputs[0], inputs[1], out=y)
+            terms = terms[2:]
+        elif self.coeffs[0] == 1:
             np.copyto(y, inputs[0])
+            terms = terms[1:]
         else:
             np.multiply(inputs[0], self.coeffs[0], out=y)
-        for x, c in zip(inputs[1:], self.coeffs[1:]):
+            terms = terms[1:]
+        for x, c in terms:
             y += x * c if c != 1 else x
 
     def _forward_max(self, bottom, y):

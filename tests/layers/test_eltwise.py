@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+import caffelite.layers._threads as threads
 from caffelite.errors import NetError, ShapeError
 from layer_harness import check_gradients, make_layer, run_forward
 
@@ -133,3 +134,20 @@ def test_in_place_and_a_single_bottom_are_refused():
         make_layer('type: "Eltwise" bottom: "a" bottom: "b" top: "a"', inputs(2))
     with pytest.raises(NetError, match="at least 2 bottoms"):
         make_layer('type: "Eltwise" bottom: "a" top: "y"', inputs(1))
+
+
+@pytest.mark.parametrize("coeffs", ["", "coeff: 1 coeff: 1 coeff: -2", "coeff: 3 coeff: 1 coeff: 1"])
+def test_float32_sum_adds_in_caffes_order_on_one_thread_and_on_several(coeffs, monkeypatch):
+    """y = ((0 + c0 x0) + c1 x1) + c2 x2 bit for bit, whichever first pass (a sum of two, a copy, a product) starts
+    it."""
+    xs = [x.astype(np.float32) for x in inputs(3, seed=4)]
+    values = [float(v) for v in coeffs.replace("coeff:", "").split()] or [1.0] * 3
+    expected = np.zeros(SHAPE, np.float32)
+    for c, x in zip(values, xs):
+        expected += x * np.float32(c) if c != 1 else x
+    for minimum in (threads.ELEMENTWISE_MIN_ELEMENTS, 0):
+        monkeypatch.setattr(threads, "ELEMENTWISE_MIN_ELEMENTS", minimum)
+        monkeypatch.setenv("CAFFELITE_NUM_THREADS", "3")
+        layer, bottom, top = make_layer(eltwise_text(3, coeffs), xs, dtype=np.float32)
+        (y,) = run_forward(layer, bottom, top)
+        np.testing.assert_array_equal(y, expected)
