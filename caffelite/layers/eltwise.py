@@ -57,17 +57,17 @@ class Eltwise(Function):
 
     def _weighted_sum(self, y, *inputs):
         terms = list(zip(inputs, self.coeffs))
-        if len(terms) > 1 and self.coeffs[0] == 1 and self.coeffs[1] == 1:
-            # Caffe's 0 + x0 + x1 in one pass (ResNet's shortcut sums).
-            np.add(inputs[0], inputs[1], out=y)
-            terms = terms[2:]
-        elif self.coeffs[0] == 1:
-            np.copyto(y, inputs[0])
-            terms = terms[1:]
+        if len(terms) > 1 and self.coeffs[0] == self.coeffs[1] == 1:
+            np.add(inputs[0], inputs[1], out=y)  # Caffe's 0 + x0 + x1 in one pass (ResNet's shortcut sums)
+            rest = terms[2:]
         else:
-            np.multiply(inputs[0], self.coeffs[0], out=y)
-            terms = terms[1:]
-        for x, c in terms:
+            x, c = terms[0]
+            if c == 1:
+                np.copyto(y, x)
+            else:
+                np.multiply(x, c, out=y)
+            rest = terms[1:]
+        for x, c in rest:
             y += x * c if c != 1 else x
 
     def _forward_max(self, bottom, y):
