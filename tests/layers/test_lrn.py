@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from caffelite.errors import NetError, ShapeError
+from caffelite.layers.lrn import _negative_power
 from layer_harness import check_float32_backward, check_gradients, make_layer, run_forward
 
 
@@ -108,6 +109,24 @@ def test_float32_stays_float32_and_propagate_down_is_honoured():
     np.testing.assert_allclose(y, across_reference(x.astype(np.float32).astype(np.float64), 5, f32(1e-4), 0.75, 1.0),
                                rtol=1e-6)
     check_float32_backward(layer, bottom, top)
+
+
+def test_float32_power_of_three_quarters_is_rounded_once_from_float64():
+    """beta 0.75 in float32 takes roots in float64: s^-0.75 correctly rounded, over 60 decades, across several work
+    chunks with a short last one, with zeros (inf), infinity (0), negatives and NaN (NaN) as a power gives them."""
+    rng = np.random.default_rng(5)
+    magnitudes = rng.random(40_000) * 10.0 ** rng.integers(-30, 30, 40_000)
+    special = [0.0, -0.0, np.inf, -1.0, np.nan, 1e-45, 3.4e38, 1.0]
+    scale = np.concatenate([magnitudes, special]).astype(np.float32).reshape(8, -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.power(scale.astype(np.float64), -0.75).astype(np.float32)
+        got = _negative_power(scale, 0.75)
+    assert got.dtype == np.float32 and got.shape == scale.shape
+    np.testing.assert_array_equal(got, expected)
+    # Other exponents and float64 keep numpy's power.
+    np.testing.assert_array_equal(_negative_power(scale[:, :100], 0.5), np.power(scale[:, :100], -0.5))
+    wide = scale[:, :100].astype(np.float64)
+    np.testing.assert_array_equal(_negative_power(wide, 0.75), np.power(wide, -0.75))
 
 
 def test_errors():
