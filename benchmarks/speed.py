@@ -13,8 +13,10 @@ only the network is timed. CaffeNet and GoogLeNet come from BVLC's model zoo pro
 ../shared/conformance (skipped with a note when absent) with random weights (no pretrained file is shipped);
 open_nsfw uses its real weights. Each row reports the median milliseconds per iteration over --repeats runs
 after warm-up, images/s, GFLOP/s (convolution and inner-product multiply-adds only, counted from the layers'
-shapes) and its share of the measured float32 matrix-multiply peak, and the peak numpy memory of building the
-net and running one pass (tracemalloc) against the sum of weights and activations it must hold.
+shapes) and its share of the measured float32 matrix-multiply peak, the time those matrix products take by
+themselves (`gemm ms`: each size timed alone, the floor of a pass making them with numpy's BLAS), and the peak numpy
+memory of building the net and running one pass (tracemalloc) against the sum of weights and activations it must
+hold.
 
 With PyTorch installed (`pip install -e '.[bench]'`), each row is also built in torch from the same layers and
 weights (benchmarks/torch_net.py), its outputs are checked against caffelite's, and the time ratio
@@ -89,6 +91,7 @@ class Row:
     images_per_s: float
     gflops: float
     peak_share: float
+    products_ms: float = None
     memory_mb: float = None
     memory_ratio: float = None
     torch_ms: float = None
@@ -188,23 +191,49 @@ def matmul_peak(size=2048, repeats=5):
     return 2 * size ** 3 / best / 1e9
 
 
-def layer_flops(net, backward):
-    """Multiply-adds x 2 of every Convolution and InnerProduct pass; backward adds the weight gradient and,
-    where the bottom needs it, the input gradient (each as many as the forward)."""
-    total = 0
+def matrix_products(net, backward):
+    """The matrix products of a pass, as (groups, m, k, n): `groups` products of an m x k by a k x n matrix, as
+    Caffe computes them. A Convolution makes one per group (num_output/group filters of C/group x kernel inputs, at
+    batch x output positions), an InnerProduct one (batch rows of `inputs` values, num_output outputs). Backward
+    adds the weight gradient (m x n by n x k) and, where a bottom needs it, the input gradient (k x m by m x n):
+    as many multiply-adds each."""
+    products = []
     for slot in net._slots:
         layer = slot.function
         if slot.param.type == "Convolution":
-            flops = (2 * layer.batch * layer.num_output * (layer.channels // layer.group)
-                     * int(np.prod(layer.kernel)) * int(np.prod(layer.out_shape)))
+            groups = layer.group
+            m, k = layer.num_output // groups, layer.channels // groups * int(np.prod(layer.kernel))
+            n = layer.batch * int(np.prod(layer.out_shape))
         elif slot.param.type == "InnerProduct":
-            flops = 2 * int(np.prod(slot.bottom[0].shape)) * layer.params[0].shape[0]
+            groups, m, k, n = 1, layer.rows, layer.inputs, layer.num_output
         else:
             continue
-        total += flops
+        products.append((groups, m, k, n))
         if backward and slot.need_backward:
-            total += flops * (1 + any(slot.bottom_need_backward))
-    return total
+            products.append((groups, m, n, k))
+            if any(slot.bottom_need_backward):
+                products.append((groups, k, m, n))
+    return products
+
+
+def layer_flops(net, backward):
+    """Multiply-adds x 2 of every Convolution and InnerProduct product of a pass (see matrix_products)."""
+    return sum(2 * groups * m * k * n for groups, m, k, n in matrix_products(net, backward))
+
+
+def products_alone(products, repeats=3):
+    """Milliseconds that `products` take by themselves: each size timed alone on random float32 operands (the best
+    of `repeats` runs) and counted once per group. A pass that makes these products with numpy's BLAS takes at
+    least this long: what a row takes beyond it goes to im2col, pooling, normalization and the other passes."""
+    rng = np.random.default_rng(0)
+    best = {}
+    for _, m, k, n in products:
+        if (m, k, n) not in best:
+            a, b = rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32)
+            out = np.empty((m, n), dtype=np.float32)
+            np.matmul(a, b, out=out)
+            best[m, k, n] = min(_seconds(lambda: np.matmul(a, b, out=out)) for _ in range(repeats))
+    return 1000 * sum(groups * best[m, k, n] for groups, m, k, n in products)
 
 
 def timed(steps, repeats, warmup=3, block=5):
@@ -265,7 +294,7 @@ def train_row(model, args, peak, torch_module):
         difference, torch_step = _torch_train(solver, inputs)
         steps.append(torch_step)
     times = timed(steps, args.repeats)
-    row = _row(f"{model.name}-train", model.batch, times[0], layer_flops(solver.net, backward=True), peak)
+    row = _row(f"{model.name}-train", model.batch, times[0], matrix_products(solver.net, backward=True), peak)
     _compare(row, times, difference)
     if args.caffe:
         _against_caffe(row, caffe_time(args.caffe, solver.param.net_param, "TRAIN", args.repeats)[1])
@@ -368,7 +397,7 @@ def deploy_rows(model, args, peak, torch_module):
             steps.append(torch_step)
         times = timed(steps, args.repeats)
         row = _row(f"{model.name}-{'forward+backward' if backward else 'forward'}", model.batch, times[0],
-                   layer_flops(net, backward), peak)
+                   matrix_products(net, backward), peak)
         row.memory_mb = memory / 2**20
         row.memory_ratio = memory / held_bytes(net, backward)
         _compare(row, times, difference)
@@ -409,9 +438,9 @@ def _torch_deploy(net, inputs, output, grad, backward, torch):
     return difference, step
 
 
-def _row(name, batch, ms, flops, peak):
-    gflops = flops / (ms / 1000) / 1e9
-    return Row(name, ms, batch / (ms / 1000), gflops, gflops / peak)
+def _row(name, batch, ms, products, peak):
+    gflops = sum(2 * groups * m * k * n for groups, m, k, n in products) / (ms / 1000) / 1e9
+    return Row(name, ms, batch / (ms / 1000), gflops, gflops / peak, products_alone(products))
 
 
 # -- output -------------------------------------------------------------------------------------------
@@ -421,13 +450,14 @@ def print_table(rows, peak, out=None):
     spin = f"; OpenBLAS idle threads spin 2^{spin} clock ticks" if spin is not None else ""
     print(f"matrix-multiply peak (float32, 2048^3): {peak:.0f} GFLOP/s{spin}", file=out)
     caffe = any(r.caffe_ms is not None for r in rows)
-    header = (f"{'row':28} {'ms':>9} {'img/s':>8} {'GFLOP/s':>8} {'%peak':>6} {'mem MB':>8} {'mem/held':>8} "
-              f"{'torch ms':>9} {'ratio':>6} {'max |diff|':>10}" + (f" {'caffe ms':>9} {'/caffe':>6}" if caffe else ""))
+    header = (f"{'row':28} {'ms':>9} {'img/s':>8} {'GFLOP/s':>8} {'%peak':>6} {'gemm ms':>8} {'mem MB':>8} "
+              f"{'mem/held':>8} {'torch ms':>9} {'ratio':>6} {'max |diff|':>10}"
+              + (f" {'caffe ms':>9} {'/caffe':>6}" if caffe else ""))
     print(header, file=out)
     for r in rows:
         print(f"{r.name:28} {r.ms:9.2f} {r.images_per_s:8.0f} {r.gflops:8.1f} {100 * r.peak_share:6.1f} "
-              f"{_opt(r.memory_mb, '8.0f')} {_opt(r.memory_ratio, '8.2f')} {_opt(r.torch_ms, '9.2f')} "
-              f"{_opt(r.ratio, '6.2f')} {_opt(r.max_difference, '10.2e')}"
+              f"{_opt(r.products_ms, '8.2f')} {_opt(r.memory_mb, '8.0f')} {_opt(r.memory_ratio, '8.2f')} "
+              f"{_opt(r.torch_ms, '9.2f')} {_opt(r.ratio, '6.2f')} {_opt(r.max_difference, '10.2e')}"
               + (f" {_opt(r.caffe_ms, '9.2f')} {_opt(r.caffe_ratio, '6.2f')}" if caffe else ""), file=out)
 
 

@@ -50,6 +50,34 @@ def test_flops_are_the_multiply_adds_of_lenet(speed):
     assert speed.layer_flops(solver.net, backward=True) == forward + backward
 
 
+def test_matrix_products_are_caffes_products_per_group_and_their_time_alone_counts_each_group(speed, monkeypatch):
+    text = """
+    force_backward: true
+    layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 2 dim: 4 dim: 6 dim: 5 } } }
+    layer { name: "conv" type: "Convolution" bottom: "x" top: "c"
+            convolution_param { num_output: 6 kernel_size: 3 group: 2 } }
+    layer { name: "ip" type: "InnerProduct" bottom: "c" top: "y" inner_product_param { num_output: 7 } }
+    """
+    net = Net(text_format.Parse(text, caffe_pb2.NetParameter()), TEST)
+    # conv per group: 3 filters of 2 x 3 x 3 inputs at 2 x (4 x 3) positions; ip: 2 rows of 6 x 4 x 3 inputs, 7 outputs.
+    forward = [(2, 3, 18, 24), (1, 2, 72, 7)]
+    assert speed.matrix_products(net, backward=False) == forward
+    assert speed.matrix_products(net, backward=True) == [(2, 3, 18, 24), (2, 3, 24, 18), (2, 18, 3, 24),
+                                                         (1, 2, 72, 7), (1, 2, 7, 72), (1, 72, 2, 7)]
+    assert speed.layer_flops(net, backward=False) == 2 * (2 * 3 * 18 * 24 + 2 * 72 * 7)
+    timed_sizes = []
+
+    def fake_seconds(step):
+        step()
+        timed_sizes.append(None)
+        return 1e-6 * len(timed_sizes)
+
+    monkeypatch.setattr(speed, "_seconds", fake_seconds)
+    # Each size is timed `repeats` times and the best run counts, once per group.
+    assert speed.products_alone(forward, repeats=2) == pytest.approx(1000 * (2 * 1e-6 + 3e-6))
+    assert len(timed_sizes) == 4
+
+
 def test_deploy_rows_measure_memory_against_what_the_net_holds(speed):
     model = speed.Model("lenet-deploy", "deploy", LENET / "lenet.prototxt", (1, 28, 28), 10)
     args = speed.argparse.Namespace(repeats=1, caffe=None)
@@ -59,6 +87,7 @@ def test_deploy_rows_measure_memory_against_what_the_net_holds(speed):
         assert row.ms > 0 and row.images_per_s == pytest.approx(10 / (row.ms / 1000))
         assert row.memory_ratio >= 1.0  # the peak includes everything the net holds
         assert row.torch_ms is None and row.ratio is None and row.caffe_ms is None
+        assert row.products_ms > 0
 
 
 def test_what_the_net_holds_counts_a_shared_array_once(speed):
