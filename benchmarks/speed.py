@@ -49,6 +49,7 @@ import numpy as np
 
 from caffelite import device
 from caffelite.io.prototxt import read_net_text, read_solver_text, write_text
+from caffelite.layers._im2col import release_shared_workspace
 from caffelite.net import Net
 from caffelite.phase import TEST, TRAIN
 from caffelite.proto import caffe_pb2
@@ -261,7 +262,10 @@ def _seconds(step):
 
 def peak_memory(build, run):
     """Peak bytes allocated while `run(net)` runs, counting what the built net already holds (its weights and
-    blobs), but not what building it cost (parsing, the benchmark's own weight generation); and the net."""
+    blobs), but not what building it cost (parsing, the benchmark's own weight generation); and the net. The
+    scratch that forward-only layers share outlives a net: it is let go first, so that a row's peak holds the
+    scratch its own layers need, whatever the rows before left there (a larger buffer, or blocks yet to merge)."""
+    release_shared_workspace()
     tracemalloc.start()
     try:
         net = build()

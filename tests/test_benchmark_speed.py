@@ -90,6 +90,21 @@ def test_deploy_rows_measure_memory_against_what_the_net_holds(speed):
         assert row.products_ms > 0
 
 
+def test_a_row_counts_its_own_scratch_whatever_ran_before(speed):
+    model = speed.Model("lenet-deploy", "deploy", LENET / "lenet.prototxt", (1, 28, 28), 10)
+    alone = speed.peak_memory(lambda: speed.build_deploy(model, 10, np.random.default_rng(0), False),
+                              lambda net: net.forward())[0]
+    # A forward-only convolution with far larger columns leaves the shared scratch as LeNet's layers would not.
+    text = """
+    layer { name: "in" type: "Input" top: "x" input_param { shape { dim: 8 dim: 16 dim: 64 dim: 64 } } }
+    layer { name: "conv" type: "Convolution" bottom: "x" top: "y" convolution_param { num_output: 4 kernel_size: 5 } }
+    """
+    Net(text_format.Parse(text, caffe_pb2.NetParameter()), TEST).forward()
+    after = speed.peak_memory(lambda: speed.build_deploy(model, 10, np.random.default_rng(0), False),
+                              lambda net: net.forward())[0]
+    assert abs(after - alone) < 100_000  # Python objects of the build differ by a few KB; the scratch is MBs
+
+
 def test_what_the_net_holds_counts_a_shared_array_once(speed):
     # ip1 feeds two layers: its Split's two tops share ip1's array, which must count once.
     text = """

@@ -195,6 +195,8 @@ class Pooling(Function):
             self._forward_sample(self._phases.load(bottom[0].data, self._input_buffer()), top[0].data)
         else:
             self._forward_weighted(self._phases.load(bottom[0].data, self._input_buffer()), top[0].data)
+        if not self.need_backward:
+            self._winner = None  # the shared scratch's: not to be held past this pass (see workspace_of)
 
     def _input_buffer(self):
         """Layers that run backward keep their input (phase layout) for it; forward-only ones use the scratch."""

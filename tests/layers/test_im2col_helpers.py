@@ -1,9 +1,16 @@
-"""caffelite/layers/_im2col.py's BorderedInput: the input inside a constant border, in its own buffer or a scratch."""
+"""caffelite/layers/_im2col.py's BorderedInput (the input inside a constant border, in its own buffer or a scratch)
+and the scratch that forward-only layers share."""
 
 import numpy as np
 import pytest
 
-from caffelite.layers._im2col import BorderedInput, Workspace
+from caffelite.layers._im2col import (
+    BorderedInput,
+    SharedWorkspace,
+    Workspace,
+    release_shared_workspace,
+    workspace_of,
+)
 
 
 def expected(x, before, size, fill):
@@ -42,3 +49,55 @@ def test_flat_with_a_tail_and_an_own_buffer(shape, before, size):
 def test_no_border_returns_the_input_itself():
     x = np.zeros((2, 3, 4))
     assert BorderedInput(0).load(x, (0, 0), (3, 4)) is x
+
+
+def _owned_bytes(work):
+    return sum(block.nbytes for block in work._blocks)
+
+
+def test_the_shared_scratch_lends_one_buffer_to_one_layer_at_a_time():
+    work, first, second = SharedWorkspace(), object(), object()
+    a = work.lend_to(first).get("cols", (100,), np.float32)
+    b = work.lend_to(first).get("out", (10, 20), np.float64)
+    a[...], b[...] = 1, 2
+    # One layer's names never overlap; asking again for a name (no larger) gives the same memory.
+    assert not np.shares_memory(a, b) and np.all(a == 1)
+    assert np.shares_memory(work.get("cols", (50,), np.float32), a)
+    assert b.dtype == np.float64 and b.shape == (10, 20) and b.flags.c_contiguous
+    # The first turn outgrew the empty buffer block by block; the next turn gets it merged into one, and the
+    # arrays it takes start where the last layer's did.
+    assert _owned_bytes(work) == 400 + 1600
+    c = work.lend_to(second).get("phases", (300,), np.float32)
+    assert len(work._blocks) == 1 and _owned_bytes(work) == 448 + 1600  # 400 rounded up to a cache line
+    assert np.shares_memory(c, work._blocks[0][:1200])
+    # A turn that fits takes nothing more.
+    work.lend_to(first).get("x", (400,), np.float32)
+    work.get("y", (100,), np.float32)
+    assert _owned_bytes(work) == 2048
+
+
+def test_an_outgrown_turn_keeps_its_earlier_arrays():
+    work, layer = SharedWorkspace(), object()
+    work.lend_to(object()).get("big", (64,), np.uint8)
+    small = work.lend_to(layer).get("a", (8,), np.float32)
+    small[...] = 3
+    larger = work.get("a", (100,), np.float32)  # more than the buffer: a block of its own
+    larger[...] = 4
+    assert np.all(small == 3) and not np.shares_memory(small, larger)
+    assert np.shares_memory(work.get("a", (100,), np.float32), larger)
+
+
+class _Layer:
+    def __init__(self, need_backward):
+        self.need_backward = need_backward
+        self._own_work = Workspace()
+
+
+def test_layers_that_run_backward_keep_their_own_and_the_shared_one_can_be_released():
+    layer = _Layer(need_backward=True)
+    assert workspace_of(layer) is layer._own_work
+    forward_only = _Layer(need_backward=False)
+    shared = workspace_of(forward_only)
+    assert isinstance(shared, SharedWorkspace) and workspace_of(_Layer(False)) is shared
+    release_shared_workspace()
+    assert workspace_of(forward_only) is not shared
