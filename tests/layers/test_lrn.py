@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from caffelite.errors import NetError, ShapeError
+from caffelite.layers import lrn
 from caffelite.layers.lrn import _negative_power
 from layer_harness import check_float32_backward, check_gradients, make_layer, run_forward
 
@@ -111,6 +112,33 @@ def test_float32_stays_float32_and_propagate_down_is_honoured():
     check_float32_backward(layer, bottom, top)
 
 
+@pytest.mark.parametrize("options", ["local_size: 5 alpha: 0.3 beta: 0.75 k: 2",
+                                     "local_size: 3 alpha: 0.9 beta: 0.6 norm_region: WITHIN_CHANNEL"])
+@pytest.mark.parametrize("names", ['bottom: "x" top: "y"', 'bottom: "x" top: "x"'])
+@pytest.mark.parametrize("threads, step_images", [("1", 2), ("3", 1), ("1", 9)])
+def test_forward_only_goes_a_few_images_at_a_time_and_keeps_no_scale(options, names, threads, step_images,
+                                                                       monkeypatch):
+    """A layer the net never runs backward holds a few images' buffers per thread, not a scale of its input: its
+    output is the same bits as with backward, for a batch split over threads (36,000 cells: they are used) and
+    into steps of 1, 2 (the last one short) or all images."""
+    monkeypatch.setenv("CAFFELITE_NUM_THREADS", threads)
+    monkeypatch.setattr(lrn, "_STEP_CELLS", step_images * 8 * 30 * 30)
+    x = np.random.default_rng(6).normal(size=(5, 8, 30, 30)) * 3
+    outputs = []
+    for need_backward in (True, False):
+        layer, bottom, top = make_layer(lrn_text(options, names), [x], dtype=np.float32)
+        layer.need_backward = need_backward
+        for _ in range(2):  # again, over the layer's own output when in place
+            bottom[0].data[...] = x
+            layer.forward(bottom, top)
+        outputs.append(top[0].data.copy())
+        assert (layer._scale is None) == (not need_backward)
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    reference = (across_reference(x.astype(np.float32).astype(np.float64), 5, f32(0.3), 0.75, 2.0) if "k: 2" in options
+                 else within_reference(x.astype(np.float32).astype(np.float64), 3, f32(0.9), f32(0.6)))
+    np.testing.assert_allclose(outputs[1], reference, rtol=2e-6)
+
+
 def test_float32_power_of_three_quarters_is_rounded_once_from_float64():
     """beta 0.75 in float32 takes roots in float64: s^-0.75 correctly rounded, over 60 decades, across several work
     chunks with a short last one, with zeros (inf), infinity (0), negatives and NaN (NaN) as a power gives them."""
@@ -120,13 +148,14 @@ def test_float32_power_of_three_quarters_is_rounded_once_from_float64():
     scale = np.concatenate([magnitudes, special]).astype(np.float32).reshape(8, -1)
     with np.errstate(divide="ignore", invalid="ignore"):
         expected = np.power(scale.astype(np.float64), -0.75).astype(np.float32)
-        got = _negative_power(scale, 0.75)
-    assert got.dtype == np.float32 and got.shape == scale.shape
+        got = np.full_like(scale, 7)
+        assert _negative_power(scale, 0.75, out=got) is got
     np.testing.assert_array_equal(got, expected)
     # Other exponents and float64 keep numpy's power.
-    np.testing.assert_array_equal(_negative_power(scale[:, :100], 0.5), np.power(scale[:, :100], -0.5))
-    wide = scale[:, :100].astype(np.float64)
-    np.testing.assert_array_equal(_negative_power(wide, 0.75), np.power(wide, -0.75))
+    part = scale[:, :100]
+    np.testing.assert_array_equal(_negative_power(part, 0.5, np.empty_like(part)), np.power(part, -0.5))
+    wide = part.astype(np.float64)
+    np.testing.assert_array_equal(_negative_power(wide, 0.75, np.empty_like(wide)), np.power(wide, -0.75))
 
 
 def test_errors():
