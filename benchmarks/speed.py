@@ -23,8 +23,9 @@ weights (benchmarks/torch_net.py), its outputs are checked against caffelite's, 
 caffelite/PyTorch is printed, both measured in this same run.
 
 With --caffe naming a BVLC Caffe `caffe` binary, each row's net (Input layers as above) is also timed by
-`caffe time` right after caffelite's turn: a forward row against Caffe's average forward pass, the others against
-its average forward-backward (Caffe's `time` has no solver update: the training rows' Caffe time leaves it out).
+`caffe time`, three runs falling between caffelite's blocks: a forward row against Caffe's average forward pass, the
+others against its average forward-backward (Caffe's `time` has no solver update: the training rows' Caffe time
+leaves it out).
 """
 
 import argparse
@@ -237,12 +238,13 @@ def products_alone(products, repeats=3):
     return 1000 * sum(groups * best[m, k, n] for groups, m, k, n in products)
 
 
-def timed(steps, repeats, warmup=3, block=5):
+def timed(steps, repeats, warmup=3, block=5, between=None):
     """Median milliseconds of each step over at least `repeats` runs. The steps take turns in blocks of `block`
     timed runs, so that a change in the machine's load hits all alike; each block starts with one untimed run,
     because the first run after a switch pays for the other library: torch's OpenMP threads spin on after its
     step and take a core from ours (on the 2-core AMD VM, 2026-12-07: our LeNet step 29 ms first, 24 ms after;
-    with OMP_WAIT_POLICY=PASSIVE 25 ms first, but torch's own step 24 -> 28.5 ms)."""
+    with OMP_WAIT_POLICY=PASSIVE 25 ms first, but torch's own step 24 -> 28.5 ms). `between`, if given, is called
+    after every round of blocks: a measurement of its own (Caffe's) that should share the machine's spells."""
     for _ in range(warmup):
         for step in steps:
             step()
@@ -251,6 +253,8 @@ def timed(steps, repeats, warmup=3, block=5):
         for step, times in zip(steps, samples):
             step()
             times.extend(_seconds(step) for _ in range(min(block, repeats - len(times))))
+        if between:
+            between()
     return [statistics.median(times) * 1000 for times in samples]
 
 
@@ -297,11 +301,12 @@ def train_row(model, args, peak, torch_module):
     if torch_module:
         difference, torch_step = _torch_train(solver, inputs)
         steps.append(torch_step)
-    times = timed(steps, args.repeats)
-    row = _row(f"{model.name}-train", model.batch, times[0], matrix_products(solver.net, backward=True), peak)
-    _compare(row, times, difference)
-    if args.caffe:
-        _against_caffe(row, caffe_time(args.caffe, solver.param.net_param, "TRAIN", args.repeats)[1])
+    with CaffeTimer(args.caffe, solver.param.net_param, "TRAIN", args.repeats) as caffe:
+        times = timed(steps, args.repeats, between=caffe.between)
+        row = _row(f"{model.name}-train", model.batch, times[0], matrix_products(solver.net, backward=True), peak)
+        _compare(row, times, difference)
+        if args.caffe:
+            _against_caffe(row, caffe.medians()[1])
     return [row]
 
 
@@ -309,18 +314,42 @@ def _against_caffe(row, caffe_ms):
     row.caffe_ms, row.caffe_ratio = caffe_ms, row.ms / caffe_ms
 
 
-def caffe_time(binary, net_param, phase, iterations, runs=3):
-    """BVLC Caffe's `caffe time` on the same net: the median over `runs` runs of its mean forward and mean
-    forward-backward milliseconds over `iterations` passes (after one untimed pass). Caffe runs in a process of its
-    own, after caffelite's turn, so a slow spell of the machine cannot be shared out as it is between caffelite
-    and torch; several runs keep one spell from deciding. Caffe's weights are its fillers' (zero where a deploy
-    prototxt names none), which leaves the work of a pass unchanged."""
-    with tempfile.TemporaryDirectory() as folder:
-        model = Path(folder) / "net.prototxt"
-        write_text(net_param, model)
-        command = [str(binary), "time", f"-model={model}", f"-phase={phase}", f"-iterations={iterations}"]
-        times = [_caffe_run(command, net_param.name) for _ in range(runs)]
-    return tuple(statistics.median(column) for column in zip(*times))
+class CaffeTimer:
+    """BVLC Caffe's `caffe time` on the same net (weights from its fillers, zero where a deploy prototxt names none,
+    which leaves the work of a pass unchanged), in a process of its own: `medians()` is the median over `runs` runs
+    of its mean forward and mean forward-backward milliseconds over `iterations` passes (after one untimed pass).
+    `between` runs Caffe once (until there are `runs`) and is meant for timed(): Caffe's runs then fall between
+    caffelite's blocks and share the machine's spells with them, where a run after caffelite's turn saw another
+    spell (2026-12-07 on the 2-core VM: CaffeNet's forward 202 ms in one full table, 245-306 in others). With no
+    binary, it does nothing."""
+
+    def __init__(self, binary, net_param, phase, iterations, runs=3):
+        self.runs, self._wanted, self._name, self._command = [], runs, net_param.name, None
+        if binary:
+            self._folder = tempfile.TemporaryDirectory()
+            model = Path(self._folder.name) / "net.prototxt"
+            write_text(net_param, model)
+            self._command = [str(binary), "time", f"-model={model}", f"-phase={phase}", f"-iterations={iterations}"]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._command:
+            self._folder.cleanup()
+
+    @property
+    def between(self):
+        return self._run_once if self._command else None
+
+    def _run_once(self):
+        if len(self.runs) < self._wanted:
+            self.runs.append(_caffe_run(self._command, self._name))
+
+    def medians(self):
+        while len(self.runs) < self._wanted:
+            self._run_once()
+        return tuple(statistics.median(column) for column in zip(*self.runs))
 
 
 def _caffe_run(command, name):
@@ -380,39 +409,45 @@ def _torch_train(solver, inputs):
 
 def deploy_rows(model, args, peak, torch_module):
     rows = []
-    for backward in (False, True):
-        rng = np.random.default_rng(0)
-        memory, net = peak_memory(lambda: build_deploy(model, model.batch, rng, force_backward=backward),
-                                  lambda net: _run_once(net, backward))
-        inputs = fixed_inputs(net, np.random.default_rng(1))
-        load_inputs(net, inputs)
-        output = net.outputs[-1]
-        grad = np.random.default_rng(2).random(net.blobs[output].shape, dtype=np.float32)
-        if backward:
-            def step():
-                net.forward_range()
-                net.blobs[output].grad[...] = grad
-                net.backward_range()
-        else:
-            step = net.forward_range
-        steps, difference = [step], None
-        if torch_module:
-            difference, torch_step = _torch_deploy(net, inputs, output, grad, backward, torch_module)
-            steps.append(torch_step)
-        times = timed(steps, args.repeats)
-        row = _row(f"{model.name}-{'forward+backward' if backward else 'forward'}", model.batch, times[0],
-                   matrix_products(net, backward), peak)
-        row.memory_mb = memory / 2**20
-        row.memory_ratio = memory / held_bytes(net, backward)
-        _compare(row, times, difference)
-        rows.append(row)
-    if args.caffe:
-        # Caffe's forward pass is the same with force_backward, and its `time` runs the backward anyway: one
-        # timing of the force_backward net gives both rows their numbers.
-        forward_ms, both_ms = caffe_time(args.caffe, deploy_param(model, model.batch, True), "TEST", args.repeats)
-        _against_caffe(rows[0], forward_ms)
-        _against_caffe(rows[1], both_ms)
+    # Caffe's forward pass is the same with force_backward, and its `time` runs the backward anyway: one timing of
+    # the force_backward net gives both rows their numbers, its runs falling between the forward row's blocks.
+    with CaffeTimer(args.caffe, deploy_param(model, model.batch, True), "TEST", args.repeats) as caffe:
+        for backward in (False, True):
+            rows.append(_deploy_row(model, args, peak, torch_module, backward, caffe.between))
+        if args.caffe:
+            forward_ms, both_ms = caffe.medians()
+            _against_caffe(rows[0], forward_ms)
+            _against_caffe(rows[1], both_ms)
     return rows
+
+
+def _deploy_row(model, args, peak, torch_module, backward, between):
+    """One deploy row: a forward, or a forward and a backward from the output (force_backward)."""
+    rng = np.random.default_rng(0)
+    memory, net = peak_memory(lambda: build_deploy(model, model.batch, rng, force_backward=backward),
+                              lambda net: _run_once(net, backward))
+    inputs = fixed_inputs(net, np.random.default_rng(1))
+    load_inputs(net, inputs)
+    output = net.outputs[-1]
+    grad = np.random.default_rng(2).random(net.blobs[output].shape, dtype=np.float32)
+    if backward:
+        def step():
+            net.forward_range()
+            net.blobs[output].grad[...] = grad
+            net.backward_range()
+    else:
+        step = net.forward_range
+    steps, difference = [step], None
+    if torch_module:
+        difference, torch_step = _torch_deploy(net, inputs, output, grad, backward, torch_module)
+        steps.append(torch_step)
+    times = timed(steps, args.repeats, between=between)
+    row = _row(f"{model.name}-{'forward+backward' if backward else 'forward'}", model.batch, times[0],
+               matrix_products(net, backward), peak)
+    row.memory_mb = memory / 2**20
+    row.memory_ratio = memory / held_bytes(net, backward)
+    _compare(row, times, difference)
+    return row
 
 
 def _run_once(net, backward):

@@ -192,6 +192,23 @@ def test_caffe_times_the_same_net_and_its_ratio_is_printed(speed, tmp_path, caps
     assert "caffe ms" in printed and "20.00" in printed
 
 
+def test_caffes_runs_fall_between_the_blocks_and_stop_at_three(speed, tmp_path, monkeypatch):
+    log = []
+    monkeypatch.setattr(speed, "_seconds", lambda step: (step(), 0.001)[1])
+    speed.timed([lambda: log.append("ours")], repeats=12, warmup=1, block=5, between=lambda: log.append("caffe"))
+    assert log == ["ours"] + (["ours"] * 6 + ["caffe"]) * 2 + ["ours"] * 3 + ["caffe"]
+    binary, calls = fake_caffe(tmp_path)
+    param = speed.with_inputs(read_net_text(str(LENET / "lenet_train_test.prototxt")), TRAIN, (1, 28, 28), 64)
+    with speed.CaffeTimer(binary, param, "TRAIN", 2) as caffe:
+        for _ in range(4):
+            caffe.between()
+        assert len(calls.read_text().splitlines()) == 3  # the fourth call runs nothing
+        assert caffe.medians() == (12.5, 20.0)
+    assert len(calls.read_text().splitlines()) == 3
+    with speed.CaffeTimer(None, param, "TRAIN", 2) as nothing:
+        assert nothing.between is None
+
+
 def test_deploy_rows_take_caffes_forward_pass_and_forward_backward_of_one_force_backward_timing(speed, tmp_path):
     binary, calls = fake_caffe(tmp_path)
     model = speed.Model("tiny", "deploy", tmp_path / "tiny.prototxt", (1, 4, 4), 2)
