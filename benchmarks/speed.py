@@ -13,10 +13,10 @@ only the network is timed. CaffeNet and GoogLeNet come from BVLC's model zoo pro
 ../shared/conformance (skipped with a note when absent) with random weights (no pretrained file is shipped);
 open_nsfw uses its real weights. Each row reports the median milliseconds per iteration over --repeats runs
 after warm-up, images/s, GFLOP/s (convolution and inner-product multiply-adds only, counted from the layers'
-shapes) and its share of the measured float32 matrix-multiply peak, the time those matrix products take by
-themselves (`gemm ms`: each size timed alone, the floor of a pass making them with numpy's BLAS), and the peak numpy
-memory of building the net and running one pass (tracemalloc) against the sum of weights and activations it must
-hold.
+shapes) and its share of the float32 matrix-multiply peak measured during the row, the time those matrix
+products take by themselves (`gemm ms`: each size timed alone, the floor of a pass making them with numpy's
+BLAS), and the peak numpy memory of building the net and running one pass (tracemalloc) against the sum of
+weights and activations it must hold.
 
 With PyTorch installed (`pip install -e '.[bench]'`), each row is also built in torch from the same layers and
 weights (benchmarks/torch_net.py), its outputs are checked against caffelite's, and the time ratio
@@ -93,6 +93,7 @@ class Row:
     images_per_s: float
     gflops: float
     peak_share: float
+    peak_gflops: float = None
     products_ms: float = None
     memory_mb: float = None
     memory_ratio: float = None
@@ -258,6 +259,21 @@ def timed(steps, repeats, warmup=3, block=5, between=None):
     return [statistics.median(times) * 1000 for times in samples]
 
 
+def timed_row(steps, repeats, caffe_between=None):
+    """timed(), with the matrix-multiply peak measured before the first round and after every round (with Caffe's
+    runs, if any): the step medians and the median peak. A row's %peak is against the peak of its own time: this
+    VM's speed wanders, and one peak measured at the start of a 15-minute table read 136-187 GFLOP/s from one table
+    to the next."""
+    peaks = [matmul_peak()]
+
+    def between():
+        peaks.append(matmul_peak())
+        if caffe_between:
+            caffe_between()
+
+    return timed(steps, repeats, between=between), statistics.median(peaks)
+
+
 def _seconds(step):
     start = time.perf_counter()
     step()
@@ -291,7 +307,7 @@ def held_bytes(net, backward):
 
 
 # -- rows ---------------------------------------------------------------------------------------------
-def train_row(model, args, peak, torch_module):
+def train_row(model, args, torch_module):
     rng = np.random.default_rng(0)
     solver = build_solver(model, rng)
     inputs = fixed_inputs(solver.net, rng)
@@ -302,7 +318,7 @@ def train_row(model, args, peak, torch_module):
         difference, torch_step = _torch_train(solver, inputs)
         steps.append(torch_step)
     with CaffeTimer(args.caffe, solver.param.net_param, "TRAIN", args.repeats) as caffe:
-        times = timed(steps, args.repeats, between=caffe.between)
+        times, peak = timed_row(steps, args.repeats, caffe.between)
         row = _row(f"{model.name}-train", model.batch, times[0], matrix_products(solver.net, backward=True), peak)
         _compare(row, times, difference)
         if args.caffe:
@@ -407,13 +423,13 @@ def _torch_train(solver, inputs):
     return difference, step
 
 
-def deploy_rows(model, args, peak, torch_module):
+def deploy_rows(model, args, torch_module):
     rows = []
     # Caffe's forward pass is the same with force_backward, and its `time` runs the backward anyway: one timing of
     # the force_backward net gives both rows their numbers, its runs falling between the forward row's blocks.
     with CaffeTimer(args.caffe, deploy_param(model, model.batch, True), "TEST", args.repeats) as caffe:
         for backward in (False, True):
-            rows.append(_deploy_row(model, args, peak, torch_module, backward, caffe.between))
+            rows.append(_deploy_row(model, args, torch_module, backward, caffe.between))
         if args.caffe:
             forward_ms, both_ms = caffe.medians()
             _against_caffe(rows[0], forward_ms)
@@ -421,7 +437,7 @@ def deploy_rows(model, args, peak, torch_module):
     return rows
 
 
-def _deploy_row(model, args, peak, torch_module, backward, between):
+def _deploy_row(model, args, torch_module, backward, caffe_between):
     """One deploy row: a forward, or a forward and a backward from the output (force_backward)."""
     rng = np.random.default_rng(0)
     memory, net = peak_memory(lambda: build_deploy(model, model.batch, rng, force_backward=backward),
@@ -441,7 +457,7 @@ def _deploy_row(model, args, peak, torch_module, backward, between):
     if torch_module:
         difference, torch_step = _torch_deploy(net, inputs, output, grad, backward, torch_module)
         steps.append(torch_step)
-    times = timed(steps, args.repeats, between=between)
+    times, peak = timed_row(steps, args.repeats, caffe_between)
     row = _row(f"{model.name}-{'forward+backward' if backward else 'forward'}", model.batch, times[0],
                matrix_products(net, backward), peak)
     row.memory_mb = memory / 2**20
@@ -479,15 +495,17 @@ def _torch_deploy(net, inputs, output, grad, backward, torch):
 
 def _row(name, batch, ms, products, peak):
     gflops = sum(2 * groups * m * k * n for groups, m, k, n in products) / (ms / 1000) / 1e9
-    return Row(name, ms, batch / (ms / 1000), gflops, gflops / peak, products_alone(products))
+    return Row(name, ms, batch / (ms / 1000), gflops, gflops / peak, peak, products_alone(products))
 
 
 # -- output -------------------------------------------------------------------------------------------
-def print_table(rows, peak, out=None):
+def print_table(rows, out=None):
     out = out or sys.stdout
     spin = device.openblas_thread_timeout()
     spin = f"; OpenBLAS idle threads spin 2^{spin} clock ticks" if spin is not None else ""
-    print(f"matrix-multiply peak (float32, 2048^3): {peak:.0f} GFLOP/s{spin}", file=out)
+    peaks = [r.peak_gflops for r in rows]
+    peaks = f"{min(peaks):.0f}-{max(peaks):.0f}" if peaks else "-"
+    print(f"matrix-multiply peak (float32, 2048^3) during the rows: {peaks} GFLOP/s{spin}", file=out)
     caffe = any(r.caffe_ms is not None for r in rows)
     header = (f"{'row':28} {'ms':>9} {'img/s':>8} {'GFLOP/s':>8} {'%peak':>6} {'gemm ms':>8} {'mem MB':>8} "
               f"{'mem/held':>8} {'torch ms':>9} {'ratio':>6} {'max |diff|':>10}"
@@ -527,7 +545,6 @@ def main(argv=None):
     unknown = [name for name in names if name not in catalogue]
     if unknown:
         parser.error(f"--rows: no model named {', '.join(unknown)} (the models: {','.join(catalogue)})")
-    peak = matmul_peak()
     rows = []
     for name in names:
         model = catalogue[name]
@@ -535,16 +552,15 @@ def main(argv=None):
             print(f"{name}: {model.path} not found, row skipped", file=sys.stderr)
             continue
         build = train_row if model.kind == "train" else deploy_rows
-        rows.extend(build(model, args, peak, torch_module))
-    print_table(rows, peak)
+        rows.extend(build(model, args, torch_module))
+    print_table(rows)
     if args.json:
         machine = {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
                    "processor": platform.processor() or platform.machine(),
                    "openblas_thread_timeout": device.openblas_thread_timeout()}
         if torch_module:
             machine["torch"] = torch_module.__version__
-        args.json.write_text(json.dumps({"machine": machine, "matmul_peak_gflops": peak,
-                                         "rows": [asdict(r) for r in rows]}, indent=2))
+        args.json.write_text(json.dumps({"machine": machine, "rows": [asdict(r) for r in rows]}, indent=2))
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ def test_matrix_products_are_caffes_products_per_group_and_their_time_alone_coun
 def test_deploy_rows_measure_memory_against_what_the_net_holds(speed):
     model = speed.Model("lenet-deploy", "deploy", LENET / "lenet.prototxt", (1, 28, 28), 10)
     args = speed.argparse.Namespace(repeats=1, caffe=None)
-    rows = speed.deploy_rows(model, args, peak=100.0, torch_module=None)
+    rows = speed.deploy_rows(model, args, torch_module=None)
     assert [row.name for row in rows] == ["lenet-deploy-forward", "lenet-deploy-forward+backward"]
     for row in rows:
         assert row.ms > 0 and row.images_per_s == pytest.approx(10 / (row.ms / 1000))
@@ -142,7 +142,7 @@ def test_the_command_writes_a_json_table(speed, tmp_path, capsys):
     result = json.loads(out.read_text())
     (row,) = result["rows"]
     assert row["name"] == "lenet-train" and row["ms"] > 0
-    assert row["gflops"] == pytest.approx(row["peak_share"] * result["matmul_peak_gflops"])
+    assert row["gflops"] == pytest.approx(row["peak_share"] * row["peak_gflops"]) and row["peak_gflops"] > 0
     assert result["machine"]["openblas_thread_timeout"] == device.openblas_thread_timeout()  # recorded with the rows
     assert "lenet-train" in capsys.readouterr().out
 
@@ -192,6 +192,16 @@ def test_caffe_times_the_same_net_and_its_ratio_is_printed(speed, tmp_path, caps
     assert "caffe ms" in printed and "20.00" in printed
 
 
+def test_a_rows_peak_is_the_median_of_peaks_measured_around_its_rounds(speed, monkeypatch):
+    log, peaks = [], iter([100.0, 300.0, 250.0, 90.0])
+    monkeypatch.setattr(speed, "_seconds", lambda step: (step(), 0.001)[1])
+    monkeypatch.setattr(speed, "matmul_peak", lambda: log.append("peak") or next(peaks))
+    times, peak = speed.timed_row([lambda: log.append("ours")], repeats=12, caffe_between=lambda: log.append("caffe"))
+    assert times == [pytest.approx(1.0)] and peak == 175.0  # median of 100, 300, 250, 90
+    rounds = ["ours"] * 6 + ["peak", "caffe"]
+    assert log == ["peak"] + ["ours"] * 3 + rounds * 2 + ["ours"] * 3 + ["peak", "caffe"]
+
+
 def test_caffes_runs_fall_between_the_blocks_and_stop_at_three(speed, tmp_path, monkeypatch):
     log = []
     monkeypatch.setattr(speed, "_seconds", lambda step: (step(), 0.001)[1])
@@ -216,7 +226,7 @@ def test_deploy_rows_take_caffes_forward_pass_and_forward_backward_of_one_force_
                           'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" '
                           'inner_product_param { num_output: 3 } }')
     args = speed.argparse.Namespace(repeats=1, caffe=binary)
-    forward, both = speed.deploy_rows(model, args, peak=100.0, torch_module=None)
+    forward, both = speed.deploy_rows(model, args, torch_module=None)
     assert (forward.caffe_ms, both.caffe_ms) == (12.5, 20.0)
     assert calls.read_text() == 'TEST 1 force_backward name: "tiny"\n' * 3
 
