@@ -113,7 +113,7 @@ class LRN(Function):
 
 
 def _negative_power(scale, beta, out):
-    """out = scale ** -beta (an array of scale's shape and dtype); returns out.
+    """out = scale ** -beta, for C-contiguous scale and out of one shape and dtype; returns out.
 
     For float32 and beta 0.75 (AlexNet's, and that of every LRN in Caffe's model zoo) it is taken as
     1 / sqrt(s sqrt(s)) in float64, rounded once to float32: s^-0.75 correctly rounded, zeros, infinities and NaN
