@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from caffelite.data import db
-from caffelite.errors import CaffeliteError, FileFormatError
+from caffelite.errors import FileFormatError
 from caffelite.io.files import read_data_file
 from caffelite.proto import caffe_pb2
 
