@@ -166,7 +166,7 @@ class SharedWorkspace(Workspace):
 
     def __init__(self):
         super().__init__()
-        self._owner = None
+        self._owner = None  # id() of the layer the scratch is lent to
         self._blocks = []  # the buffer, then any blocks the current layer outgrew it by
         self._taken = {}  # name -> the bytes lent under it to the current layer
         self._used = 0  # bytes lent from the last block
@@ -174,8 +174,10 @@ class SharedWorkspace(Workspace):
 
     def lend_to(self, owner):
         """This scratch, now for `owner`: what earlier layers took from it is overwritten from here on."""
-        if owner is not self._owner:
-            self._owner, self._taken = owner, {}
+        if id(owner) != self._owner:
+            # Its id, not the layer: the scratch must not keep a dropped net's last layer alive. An id is reused
+            # only once its layer is gone, and a new layer that gets it only takes disjoint names over again.
+            self._owner, self._taken = id(owner), {}
             if len(self._blocks) > 1:
                 size = max(self._blocks[0].size, self._total)
                 self._blocks = []  # let go first, so that the old blocks and the new buffer never coexist

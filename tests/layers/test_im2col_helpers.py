@@ -1,6 +1,9 @@
 """caffelite/layers/_im2col.py's BorderedInput (the input inside a constant border, in its own buffer or a scratch)
 and the scratch that forward-only layers share."""
 
+import gc
+import weakref
+
 import numpy as np
 import pytest
 
@@ -91,6 +94,15 @@ class _Layer:
     def __init__(self, need_backward):
         self.need_backward = need_backward
         self._own_work = Workspace()
+
+
+def test_the_shared_scratch_does_not_keep_its_last_layer_alive():
+    layer = _Layer(need_backward=False)
+    workspace_of(layer).get("cols", (10,), np.float32)
+    gone = weakref.ref(layer)
+    del layer
+    gc.collect()
+    assert gone() is None
 
 
 def test_layers_that_run_backward_keep_their_own_and_the_shared_one_can_be_released():
