@@ -5,6 +5,7 @@ import numpy as np
 from caffelite.errors import NetError
 from caffelite.function import Function, register_layer
 from caffelite.layers._axis import check_image_batch
+from caffelite.layers._im2col import Workspace
 from caffelite.layers._threads import over_batch
 from caffelite.proto import caffe_pb2
 
@@ -41,6 +42,7 @@ class LRN(Function):
         else:
             self.shift, self.axes = 1.0, (2, 3)
         self._scale = None
+        self._kept = Workspace()
         self._input = None
 
     def reshape(self, bottom, top):
@@ -54,10 +56,7 @@ class LRN(Function):
         # works through its images a few at a time (_STEP_CELLS) in two buffers of that size, so a deploy net's LRN
         # holds a few MB beyond its blobs instead of three times its input (GoogLeNet's norm2 at batch 10: 24 MB
         # each).
-        if not self.need_backward:
-            self._scale = None
-        elif self._scale is None or self._scale.shape != x.shape or self._scale.dtype != x.dtype:
-            self._scale = np.empty_like(x)
+        self._scale = self._kept.get("scale", x.shape, x.dtype) if self.need_backward else None
         # Caffe averages WITHIN_CHANNEL over the n x n window first, then scales by alpha.
         coefficient = self.alpha / self.size if self.across else self.alpha / (self.size * self.size)
 
