@@ -6,10 +6,13 @@ Targets: prototxt_net, prototxt_solver, caffemodel, solverstate, binaryproto, da
 tests/fuzz/targets.py). The oracle is the same as the hypothesis tests': anything but a caffelite error is a
 crash, which atheris reports with the input that caused it. The valid seeds of each target are written to a
 temporary corpus folder first, so the fuzzer starts from inputs that pass the first checks.
+
+libFuzzer ends its process with C's exit(), which skips Python's atexit handlers, so the fuzzing runs in a forked
+child; the parent waits for it, then deletes the one temporary folder that everything of the run was written under.
 """
 
-import atexit
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -36,15 +39,28 @@ def main(argv):
         if error is not None:
             raise error
 
-    corpus = Path(tempfile.mkdtemp(prefix=f"caffelite-{name}-corpus-"))
+    root = tempfile.mkdtemp(prefix=f"caffelite-fuzz-{name}-")
+    tempfile.tempdir = root  # the targets' own temporary files land here too
+    corpus = Path(root) / "corpus"
+    corpus.mkdir()
     for index, seed in enumerate(targets.seeds(name)):
         (corpus / f"seed{index}").write_bytes(seed)
-    # libFuzzer ends the process itself when done: clean up at exit.
-    atexit.register(shutil.rmtree, corpus, ignore_errors=True)
-    atexit.register(targets.remove_workspace)
-    atheris.Setup([argv[0], *argv[2:], str(corpus)], test_one_input)
-    atheris.Fuzz()
-    return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:
+        atheris.Setup([argv[0], *argv[2:], str(corpus)], test_one_input)
+        atheris.Fuzz()
+        os._exit(0)
+    try:
+        while True:
+            try:
+                _, status = os.waitpid(child, 0)
+                return os.waitstatus_to_exitcode(status)
+            except KeyboardInterrupt:  # Ctrl-C reaches the child too: let it report and end first
+                continue
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The atheris script runs every target for a bounded number of inputs without a crash (exit status 0)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,11 +14,16 @@ SCRIPT = Path(__file__).with_name("atheris_targets.py")
 
 @pytest.mark.parametrize("name", sorted(targets.TARGETS))
 def test_each_atheris_target_runs_clean(name, tmp_path):
-    command = [sys.executable, str(SCRIPT), name, "-runs=500", "-seed=1", f"-artifact_prefix={tmp_path}/"]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    artifacts, temporary = tmp_path / "artifacts", tmp_path / "tmp"
+    artifacts.mkdir()
+    temporary.mkdir()
+    command = [sys.executable, str(SCRIPT), name, "-runs=500", "-seed=1", f"-artifact_prefix={artifacts}/"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TMPDIR": str(temporary)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Done 500 runs" in result.stderr
-    assert list(tmp_path.iterdir()) == []  # no crash input written
+    assert list(artifacts.iterdir()) == []  # no crash input written
+    assert list(temporary.iterdir()) == []  # the seed corpus and the targets' files are gone
 
 
 def test_an_unknown_target_prints_the_usage():
