@@ -370,7 +370,8 @@ class CaffeTimer:
 
 def _caffe_run(command, name):
     try:
-        run = subprocess.run(command, capture_output=True, text=True)
+        # glog writes its own log files into /tmp unless told to log to stderr only, which is captured here.
+        run = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "GLOG_logtostderr": "1"})
     except OSError as error:
         raise SystemExit(f"--caffe: cannot run {command[0]}: {error.strerror}") from None
     log = run.stdout + run.stderr

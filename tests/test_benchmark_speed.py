@@ -156,10 +156,12 @@ def test_an_unknown_row_is_refused_naming_the_models(speed, capsys):
 
 
 FAKE_CAFFE = """#!{python}
+import os
 import sys
 from pathlib import Path
 args = dict(arg.lstrip("-").split("=", 1) for arg in sys.argv[2:])
 assert sys.argv[1] == "time" and 'type: "Input"' in Path(args["model"]).read_text()
+assert os.environ["GLOG_logtostderr"] == "1"  # else glog leaves log files in /tmp
 text = Path(args["model"]).read_text()
 backward = "force_backward" if "force_backward: true" in text else "-"
 with open({calls!r}, "a") as calls:
