@@ -260,6 +260,26 @@ def test_columns_with_images_last_match_images_first(options, shape, monkeypatch
     check_gradients(layer, bottom, top)
 
 
+@pytest.mark.parametrize("options, shape", IMAGES_LAST)
+def test_forward_only_images_last_borders_its_scratch_anew_each_pass(options, shape):
+    """The bordered images-last copy lives in the shared scratch, which other layers overwrite between passes."""
+    rng = np.random.default_rng(15)
+    layer, bottom, top = make_layer(conv_text(options), [np.zeros(shape)])
+    layer.need_backward = False
+    layer.reshape(bottom, top)
+    assert layer._batch_last
+    weight, bias = layer.params[0].data, layer.params[1].data
+    for _ in range(2):
+        x = rng.normal(size=shape)
+        bottom[0].data[...] = x
+        (y,) = run_forward(layer, bottom, top)
+        expected = reference(x, weight, bias, layer.pad, layer.stride, layer.dilation, layer.group)
+        np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+        work = layer._work  # still lent to the layer, holding what its forward took
+        taken = work._total
+        work.lend_to(object()).get("other", (taken,), np.uint8).fill(255)  # another layer's turn: all NaN
+
+
 @pytest.mark.parametrize("options, shape", [
     ("num_output: 6 kernel_size: 3 stride: 2 pad: 1", (2, 2, 7, 7)),  # strided
     ("num_output: 6 kernel_size: 3 dilation: 2 pad: 2", (2, 2, 7, 7)),
