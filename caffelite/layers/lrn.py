@@ -10,8 +10,11 @@ from caffelite.layers._threads import over_batch
 from caffelite.proto import caffe_pb2
 
 _REGION = caffe_pb2.LRNParameter
-# Cells per step of `_negative_power`'s float64 work (128 KB: it stays in cache).
-_POWER_CHUNK = 1 << 14
+# Cells per step of `_negative_power`'s float64 work (1 MB). Smaller steps stay in cache but pay numpy's per-call
+# overhead more often, and with two threads the calls' starts contend: GoogLeNet's norm2 forward at batch 10 on the
+# 2-core VM, 2 threads, took 27.5 ms in steps of 2^14 cells and 20.0 ms in steps of 2^17 (norm1 10.6 -> 7.1 ms;
+# on one thread 40.3 -> 37.2 ms); 2^18 to 2^20 were no faster.
+_POWER_CHUNK = 1 << 17
 # Cells per step of the forward (whole images, at least one): large enough that numpy's calls cost little against
 # their work (CaffeNet's 13x13 norm2 one image at a time: 3.1 -> 3.4 ms), small enough that the step's buffers stay
 # a few MB.
