@@ -6,9 +6,13 @@ import os
 # before it sleeps. A net runs memory-bound passes between its products, on threads of their own (see
 # layers/_threads.py), and those then share the cores with a spinning thread: CIFAR-10 quick's first max pool took
 # 37.6 ms right after a product against 21.5 ms without one. After 2^16 ticks (tens of microseconds) the workers
-# sleep instead, which still bridges products issued back to back. OpenBLAS reads this when numpy loads it, so it
-# only counts if caffelite is imported first (the `caffelite` command is); a value set by the user wins.
+# sleep instead, which still bridges products issued back to back. OpenBLAS reads this when numpy loads it; when
+# numpy came first, device.apply_openblas_thread_timeout (below) has it read the value again. A user's value wins.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
+
+from caffelite import device  # imports numpy: OpenBLAS reads the variable now, unless numpy came first
+
+device.apply_openblas_thread_timeout()
 
 from caffelite import coord_map, io
 from caffelite.classifier import Classifier

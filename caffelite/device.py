@@ -56,7 +56,7 @@ class DeviceInfo:
             rows.append(f"BLAS threads in use: {self.blas_threads}")
         if self.blas_thread_timeout is not None:
             rows.append(f"BLAS idle threads spin for 2^{self.blas_thread_timeout} clock ticks before they sleep "
-                        "(OPENBLAS_THREAD_TIMEOUT as read when numpy loaded OpenBLAS)")
+                        "(OPENBLAS_THREAD_TIMEOUT as OpenBLAS last read it)")
         return rows
 
 
@@ -148,8 +148,42 @@ def openblas_thread_timeout():
     return min(max(value, 4), 30) if value > 0 else 28
 
 
+def apply_openblas_thread_timeout():
+    """Have the loaded OpenBLAS use OPENBLAS_THREAD_TIMEOUT as the environment holds it now; True if it had to.
+
+    OpenBLAS reads its environment once, when numpy loads it, and its worker threads take the timeout when they
+    start: a script that imports numpy before caffelite (pycaffe's habit) left OpenBLAS on its built-in 2^28 ticks.
+    When the value OpenBLAS read differs, it is made to read its environment again and its workers are stopped;
+    its next threaded product starts them anew with the new timeout (as after a fork). Only for OpenBLAS's own
+    thread server (not its OpenMP or single-threaded builds), and meant for import time, when no product runs.
+    """
+    wanted = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "")
+    read = _ask_openblas("openblas_thread_timeout")
+    if read is None or not wanted.isdigit() or int(wanted) == read:
+        return False
+    if _ask_openblas("openblas_get_parallel") != 1:  # 1: OpenBLAS's pthreads server, which the timeout is for
+        return False
+    read_environment = _openblas_function("openblas_read_env")
+    stop_workers = _openblas_function("blas_thread_shutdown_")
+    if read_environment is None or stop_workers is None:
+        return False
+    read_environment.restype = None
+    read_environment()
+    stop_workers()
+    return True
+
+
 def _ask_openblas(name):
-    """The int that OpenBLAS's function `name` (no arguments) returns, or None.
+    """The int that OpenBLAS's function `name` (no arguments) returns, or None."""
+    function = _openblas_function(name)
+    if function is None:
+        return None
+    function.restype = ctypes.c_int
+    return int(function())
+
+
+def _openblas_function(name):
+    """OpenBLAS's function `name` in the library loaded in this process (ctypes), or None.
 
     numpy's wheels bundle OpenBLAS under a prefixed, suffixed symbol name (scipy_openblas_..._64_); the library is
     found among the shared objects mapped into this process (Linux only).
@@ -163,8 +197,7 @@ def _ask_openblas(name):
             for suffix in ("", "64_"):
                 function = getattr(library, f"{prefix}{name}{suffix}", None)
                 if function is not None:
-                    function.restype = ctypes.c_int
-                    return int(function())
+                    return function
     return None
 
 

@@ -89,13 +89,31 @@ def test_importing_caffelite_first_shortens_the_blas_threads_idle_spin():
         assert loaded == "16"
 
 
-def test_a_users_blas_timeout_wins_and_numpy_loaded_first_keeps_openblas_default():
+def test_a_users_blas_timeout_wins_and_numpy_loaded_first_gets_it_too():
     setting, loaded = _in_fresh_python("import caffelite; " + REPORT, OPENBLAS_THREAD_TIMEOUT="20")
     assert setting == "20"
     setting, late = _in_fresh_python("import numpy; import caffelite; " + REPORT)
     assert setting == "16"
     if device.openblas_threads() is not None:
-        assert (loaded, late) == ("20", "28")  # OpenBLAS read the environment before caffelite could set it
+        # OpenBLAS read its environment before caffelite set the variable: caffelite had it read it again.
+        assert (loaded, late) == ("20", "16")
+    assert device.apply_openblas_thread_timeout() is False  # this process's OpenBLAS already holds the setting
+
+
+SPIN = ("import time; import numpy as np; a = np.ones((1024, 1024), np.float32); a @ a; "
+        "start = time.process_time(); time.sleep(0.3); print(time.process_time() - start)")
+
+
+def test_with_numpy_imported_first_the_blas_threads_still_stop_spinning_soon_after_a_product():
+    """CPU time of the whole process while the main thread sleeps right after a product: OpenBLAS's idle workers
+    spin through 2^28 ticks (~0.1 s) by default, and through 2^16 (microseconds) once caffelite is imported."""
+    if (device.openblas_threads() or 1) < 2:
+        pytest.skip("numpy's BLAS here is not OpenBLAS running several threads, whose idle spin this is about")
+    (default,) = _in_fresh_python(SPIN)
+    if float(default) < 0.05:
+        pytest.skip(f"OpenBLAS's idle threads do not spin here by default ({float(default):.3f} s of CPU)")
+    (numpy_first,) = _in_fresh_python("import numpy; import caffelite; " + SPIN)
+    assert float(numpy_first) < 0.02 < float(default)
 
 
 def test_lines_report_the_blas_idle_spin_when_known():
