@@ -100,8 +100,9 @@ def test_a_users_blas_timeout_wins_and_numpy_loaded_first_gets_it_too():
     assert device.apply_openblas_thread_timeout() is False  # this process's OpenBLAS already holds the setting
 
 
-SPIN = ("import time; import numpy as np; a = np.ones((1024, 1024), np.float32); a @ a; "
-        "start = time.process_time(); time.sleep(0.3); print(time.process_time() - start)")
+SPIN = ("import os, time; import numpy as np; a = np.ones((1024, 1024), np.float32); a @ a; "
+        "start = time.process_time(); time.sleep(0.3); "
+        "print(time.process_time() - start, len(os.listdir('/proc/self/task')))")  # CPU time, OS threads
 
 
 def test_with_numpy_imported_first_the_blas_threads_still_stop_spinning_soon_after_a_product():
@@ -109,11 +110,12 @@ def test_with_numpy_imported_first_the_blas_threads_still_stop_spinning_soon_aft
     spin through 2^28 ticks (~0.1 s) by default, and through 2^16 (microseconds) once caffelite is imported."""
     if (device.openblas_threads() or 1) < 2:
         pytest.skip("numpy's BLAS here is not OpenBLAS running several threads, whose idle spin this is about")
-    (default,) = _in_fresh_python(SPIN)
+    default, threads = _in_fresh_python(SPIN)
     if float(default) < 0.05:
         pytest.skip(f"OpenBLAS's idle threads do not spin here by default ({float(default):.3f} s of CPU)")
-    (numpy_first,) = _in_fresh_python("import numpy; import caffelite; " + SPIN)
+    numpy_first, restarted = _in_fresh_python("import numpy; import caffelite; " + SPIN)
     assert float(numpy_first) < 0.02 < float(default)
+    assert restarted == threads  # the product started OpenBLAS's workers again: it still runs on every thread
 
 
 def test_lines_report_the_blas_idle_spin_when_known():
