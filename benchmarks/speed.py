@@ -219,9 +219,9 @@ def matrix_products(net, backward):
     return products
 
 
-def layer_flops(net, backward):
-    """Multiply-adds x 2 of every Convolution and InnerProduct product of a pass (see matrix_products)."""
-    return sum(2 * groups * m * k * n for groups, m, k, n in matrix_products(net, backward))
+def flops(products):
+    """Multiply-adds x 2 of matrix products (groups, m, k, n), as matrix_products lists them."""
+    return sum(2 * groups * m * k * n for groups, m, k, n in products)
 
 
 def products_alone(products, repeats=3):
@@ -495,7 +495,7 @@ def _torch_deploy(net, inputs, output, grad, backward, torch):
 
 
 def _row(name, batch, ms, products, peak):
-    gflops = sum(2 * groups * m * k * n for groups, m, k, n in products) / (ms / 1000) / 1e9
+    gflops = flops(products) / (ms / 1000) / 1e9
     return Row(name, ms, batch / (ms / 1000), gflops, gflops / peak, peak, products_alone(products))
 
 

@@ -46,8 +46,8 @@ def test_flops_are_the_multiply_adds_of_lenet(speed):
     forward = 2 * 64 * (20 * 1 * 25 * 24 * 24 + 50 * 20 * 25 * 8 * 8 + 800 * 500 + 500 * 10)
     # Backward: every weight gradient again, and the input gradient of all but conv1 (its bottom is the data).
     backward = forward + forward - 2 * 64 * 20 * 25 * 24 * 24
-    assert speed.layer_flops(solver.net, backward=False) == forward
-    assert speed.layer_flops(solver.net, backward=True) == forward + backward
+    assert speed.flops(speed.matrix_products(solver.net, backward=False)) == forward
+    assert speed.flops(speed.matrix_products(solver.net, backward=True)) == forward + backward
 
 
 def test_matrix_products_are_caffes_products_per_group_and_their_time_alone_counts_each_group(speed, monkeypatch):
@@ -64,7 +64,7 @@ def test_matrix_products_are_caffes_products_per_group_and_their_time_alone_coun
     assert speed.matrix_products(net, backward=False) == forward
     assert speed.matrix_products(net, backward=True) == [(2, 3, 18, 24), (2, 3, 24, 18), (2, 18, 3, 24),
                                                          (1, 2, 72, 7), (1, 2, 7, 72), (1, 72, 2, 7)]
-    assert speed.layer_flops(net, backward=False) == 2 * (2 * 3 * 18 * 24 + 2 * 72 * 7)
+    assert speed.flops(speed.matrix_products(net, backward=False)) == 2 * (2 * 3 * 18 * 24 + 2 * 72 * 7)
     timed_sizes = []
 
     def fake_seconds(step):
